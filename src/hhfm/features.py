@@ -1,0 +1,55 @@
+"""One source of truth for labels, feature lists and their standardisation.
+
+Every stage imports names and codes from here; nothing else hard-codes them.
+"""
+
+from __future__ import annotations
+
+# --- record label codes (fj_label, see shared/hbb_opendata_schema.md section 2.5) -------------
+FJ_LABEL = {
+    "Top_bcq": 11, "Top_bqq": 12, "Top_bc": 13, "Top_bq": 14,
+    "W_cq": 21, "W_qq": 22,
+    "Z_bb": 31, "Z_cc": 32, "Z_qq": 33,
+    "H_bb": 41, "H_cc": 42, "H_qqqq": 43,
+    "QCD_bb": 51, "QCD_cc": 52, "QCD_b": 53, "QCD_c": 54, "QCD_others": 55,
+}  # fmt: skip
+
+#: classes of the `multiclass` pretraining task, in output order (index = /jets/label_class)
+JET_CLASSES = ["H_bb", "QCD_bb", "QCD_cc", "QCD_b", "QCD_c", "QCD_others"]
+
+#: regression targets of the `multilabel` task (dataset /jets/<name>), transformed by the model code
+REGRESSION_TARGETS = ["fj_sdmass", "fj_nbHadrons", "fj_gen_pt"]
+
+# --- per-particle inputs of ParT, JetClass "full" convention, in this order -------------------
+#: name -> (shift a, scale b, clip lo, clip hi): stored value = clip((x - a) * b, lo, hi);
+#: None = stored raw. Constants as in the ParT JetClass YAMLs (shared/model_notes.md section 1.4).
+PARTICLE_FEATURES: dict[str, tuple[float, float, float, float] | None] = {
+    "part_pt_log": (1.7, 0.7, -5.0, 5.0),
+    "part_e_log": (2.0, 0.7, -5.0, 5.0),
+    "part_logptrel": (-4.7, 0.7, -5.0, 5.0),
+    "part_logerel": (-4.7, 0.7, -5.0, 5.0),
+    "part_deltaR": (0.2, 4.0, -5.0, 5.0),
+    "part_charge": None,
+    "part_isChargedHadron": None,
+    "part_isNeutralHadron": None,
+    "part_isPhoton": None,
+    "part_isElectron": None,
+    "part_isMuon": None,
+    "part_d0": None,  # tanh(dxy [cm])
+    "part_d0err": (0.0, 1.0, 0.0, 1.0),  # dxy/dxysig [cm], clipped to [0, 1]
+    "part_dz": None,  # tanh(dz [cm])
+    "part_dzerr": (0.0, 1.0, 0.0, 1.0),
+    "part_deta": None,
+    "part_dphi": None,
+}
+PARTICLE_FEATURE_NAMES = list(PARTICLE_FEATURES)
+N_PARTICLE_FEATURES = len(PARTICLE_FEATURE_NAMES)  # 17
+
+#: four-vector components stored for the pairwise features (GeV)
+VECTOR_NAMES = ["px", "py", "pz", "E"]
+
+#: jet high-level features fed to event heads, in /jets/hlf column order (raw, not standardised)
+HLF_NAMES = ["log_pt", "eta", "phi", "log_mass", "log_sdmass"]
+
+#: split codes stored in /events/split and /jets/split
+SPLITS = {"train": 0, "val": 1, "test": 2}

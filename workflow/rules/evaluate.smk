@@ -1,0 +1,1 @@
+# rules of the evaluate stage (see README)

@@ -1,0 +1,1 @@
+# rules of the heads stage (see README)

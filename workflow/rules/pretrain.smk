@@ -1,0 +1,1 @@
+# rules of the pretrain stage (see README)
