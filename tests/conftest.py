@@ -1,4 +1,5 @@
-"""Shared fixtures: the repository root and the tiny configuration."""
+"""Shared fixtures. Each stage keeps its session fixtures in its own plugin module
+(tests/fixtures_<stage>.py) so engineers never edit the same fixture file."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+pytest_plugins = ["fixtures_simulate", "fixtures_skim", "fixtures_pretrain"]
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,1 @@
+"""Session fixtures of the pretrain stage (see tests/conftest.py)."""

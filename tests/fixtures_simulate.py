@@ -1,0 +1,1 @@
+"""Session fixtures of the simulate stage (see tests/conftest.py)."""

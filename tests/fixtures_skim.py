@@ -1,0 +1,1 @@
+"""Session fixtures of the skim stage (see tests/conftest.py)."""
