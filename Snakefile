@@ -1,19 +1,38 @@
 # hhfm: X -> HH -> bbbb with a fine-tuned jet foundation model. Entry point of the workflow.
 # Stages (one rule file each): simulate -> skim -> pretrain -> embed -> heads -> evaluate
-# -> summarise -> limits -> plots. See README.md for the architecture table.
+# -> summarise -> limits -> plots. See README.md ("Architecture", "Running the workflow").
+#
+#   snakemake -c2                                  # everything (rule `all`: every plot)
+#   snakemake -c2 heads                            # one stage and what it needs
+#   snakemake --configfile configs/paper.yaml ...  # overlays change the scale
+#   snakemake --profile slurm                      # on a SLURM cluster (profiles/slurm)
 
 from snakemake.utils import min_version, validate
 
 min_version("9.19")
 
 
-configfile: "config.yaml"
-
-
-validate(config, "workflow/schemas/config.schema.yaml")
+# config.yaml next to this Snakefile, so `--directory <elsewhere>` still finds it;
+# `--configfile` overlays are merged on top of it.
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 include: "workflow/rules/common.smk"
+
+
+# Check the merged config (defaults filled from the schema); errors name the offending key.
+check_config(config, "workflow/schemas/config.schema.yaml")
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+wildcard_constraints:
+    sample=r"[A-Za-z0-9_]+",
+    index=r"\d+",
+    model=r"[A-Za-z_]+(-[A-Za-z_]+)?",
+    fraction=r"[0-9.]+(e-?\d+)?",
+    seed=r"\d+",
+
+
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/skim.smk"
 include: "workflow/rules/pretrain.smk"
@@ -25,5 +44,5 @@ include: "workflow/rules/plots.smk"
 
 rule all:
     input:
-        all_targets(),
+        final_targets(),
     default_target: True

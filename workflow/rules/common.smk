@@ -1,7 +1,28 @@
-# Helpers shared by the rule files: stage parameters and the target lists of every stage.
-# Paths here are the on-disk contract listed in README.md ("Architecture").
+# Helpers shared by the rule files: config checking, stage parameters and the target lists of
+# every stage. Paths here are the on-disk contract listed in README.md ("Architecture").
 
 import json
+
+import jsonschema
+import yaml
+
+from snakemake.exceptions import WorkflowError
+
+
+def check_config(cfg, schema_path):
+    """Validate `cfg` against the JSON schema; raise one error listing every bad key by name."""
+    with open(os.path.join(workflow.basedir, schema_path)) as fh:
+        schema = yaml.safe_load(fh)
+    validator = jsonschema.Draft202012Validator(schema)
+    problems = []
+    for err in sorted(validator.iter_errors(cfg), key=lambda e: list(map(str, e.path))):
+        key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+        problems.append(f"  config key '{key}': {err.message}")
+    if problems:
+        raise WorkflowError(
+            "invalid configuration (config.yaml + --configfile/--config overlays), "
+            f"checked against {schema_path}:\n" + "\n".join(problems)
+        )
 
 
 def stage_params(section):
@@ -40,5 +61,17 @@ def head_runs():
     )
 
 
-def all_targets():
-    return rules.plots_all.input if "plots_all" in rules.__dict__ else simulated_files()
+#: stage targets from last to first; `all` builds the first one that is defined
+STAGE_TARGETS = ["plots", "limits", "evaluate", "heads", "pretrain", "skim", "simulation"]
+
+
+def final_targets():
+    """Inputs of rule `all`: every plot (`plot_targets()` from plots.smk), or, while a stage is
+    missing, what the furthest defined stage target needs."""
+    if "plot_targets" in globals():
+        return plot_targets()
+    defined = {r.name: r for r in workflow.rules}
+    for name in STAGE_TARGETS:
+        if name in defined:
+            return defined[name].input
+    return simulated_files()
