@@ -1,0 +1,280 @@
+"""Particle Transformer (ParT; Qu, Li, Qian, arXiv:2202.03772), v1 = the paper model, as a jet encoder.
+
+Faithful to `weaver.nn.model.ParticleTransformer` (weaver-core 0.5.x, version=1): same modules, same
+parameter names and shapes, same function in eval mode (checked in tests/test_models.py), so published
+weights load by name. Faster because it is *packed*: every per-token layer (embedding MLP, LayerNorms,
+QKV/out projections, FFN) runs only on the real particles (N = sum of multiplicities), and only the
+attention itself sees the padded (B, P) layout. Pair features are computed only for real
+lower-triangle pairs, in fp32, with Linear instead of 1x1 Conv1d on channels-last data.
+
+Shapes (documented once):
+    B batch, P padded particles, C input features, D embed dim, H heads, hd = D / H head dim,
+    N real particles in the batch, M real lower-triangle pairs (i >= j) in the batch.
+    x (B, P, C) features, v (B, P, 4) px, py, pz, E (GeV), mask (B, P) bool, True = real particle.
+
+Deliberate differences from weaver (documented in README "Stage: pretrain"):
+    * BatchNorm statistics of the particle embedding use real particles only (weaver includes padded
+      slots), so the output is independent of the padding also in training mode; eval mode is identical.
+    * No random sequence trimming in training (weaver's SequenceTrimmer drops particles of the longest
+      ~10 % of jets); batches are cut to their longest jet (`trim_to_longest`), deterministically.
+    * The key-padding bias is a finite -1e4 instead of -inf, so fully padded rows never give NaN
+      (softmax of an all-masked row is uniform over zero values instead of 0/0).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+#: clamp floor of the pair features (weaver's eps): ln(1e-8) = -18.42 on the diagonal / massless pairs
+PAIR_EPS = 1e-8
+#: additive attention bias of padded keys; exp(-1e4) underflows to exactly 0 next to any real key
+MASK_VALUE = -1e4
+
+
+def trim_to_longest(
+    x: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, multiple_of: int = 1
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Cut the particle axis after the last slot that is real in any jet (>= 1 slot kept).
+
+    `multiple_of` rounds the length up (zero-padding beyond P if needed): multiples of 8 keep the
+    CUDA memory-efficient attention kernel from padding the bias internally.
+    """
+    used = mask.any(dim=0).nonzero()
+    length = int(used[-1]) + 1 if len(used) else 1
+    if multiple_of > 1:
+        length = -(-length // multiple_of) * multiple_of
+    P = mask.shape[1]
+    if length <= P:
+        return x[:, :length], v[:, :length], mask[:, :length]
+    pad = length - P
+    return F.pad(x, (0, 0, 0, pad)), F.pad(v, (0, 0, 0, pad)), F.pad(mask, (0, pad))
+
+
+def _batch_norm(bn: nn.BatchNorm1d, u: torch.Tensor) -> torch.Tensor:
+    """BatchNorm1d on channels-last rows u (rows, C); falls back to running stats with < 2 rows."""
+    if bn.training and u.shape[0] < 2:
+        return F.batch_norm(u, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+    return bn(u)
+
+
+def _run_pointwise(seq: nn.Sequential, u: torch.Tensor) -> torch.Tensor:
+    """Run a weaver-style Sequential (BatchNorm1d / 1x1 Conv1d / Linear / LayerNorm / act) on rows u (rows, C)."""
+    for m in seq:
+        if isinstance(m, nn.Conv1d):  # 1x1 conv == linear on channels-last rows; same weight, same name
+            u = F.linear(u, m.weight.squeeze(-1), m.bias)
+        elif isinstance(m, nn.BatchNorm1d):
+            u = _batch_norm(m, u)
+        else:
+            u = m(u)
+    return u
+
+
+def pair_features(v: torch.Tensor, b: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+    """ln kT, ln z, ln Delta, ln m^2 (weaver's channel order) of the pairs (b, i, j) -> (M, 4), always fp32.
+
+    Delta uses rapidity and phi, as weaver's `pairwise_lv_fts_pp`. Computed with autocast off: in fp16
+    E^2 overflows, in bf16 ln m^2 of a realistic pair cancels to the clamp (shared/model_notes.md 5.3).
+    """
+    with torch.autocast(device_type=v.device.type, enabled=False):
+        v = v.float()
+        P = v.shape[1]
+        px, py, pz, e = v.unbind(-1)  # each (B, P)
+        pt = torch.sqrt(px.square() + py.square())
+        rap = 0.5 * torch.log(1 + (2 * pz) / (e - pz).clamp(min=1e-20))
+        phi = torch.atan2(py, px)
+        per = torch.stack((pt, rap, phi, px, py, pz, e), dim=-1).reshape(-1, 7)  # (B*P, 7)
+        a, c = per[b * P + i], per[b * P + j]  # (M, 7) each
+        dphi = (a[:, 2] - c[:, 2] + math.pi) % (2 * math.pi) - math.pi
+        delta = torch.sqrt((a[:, 1] - c[:, 1]).square() + dphi.square())
+        ptmin = torch.minimum(a[:, 0], c[:, 0])
+        lnkt = torch.log((ptmin * delta).clamp(min=PAIR_EPS))
+        lnz = torch.log((ptmin / (a[:, 0] + c[:, 0]).clamp(min=PAIR_EPS)).clamp(min=PAIR_EPS))
+        lndelta = torch.log(delta.clamp(min=PAIR_EPS))
+        s = a[:, 3:] + c[:, 3:]  # summed four-vector (M, 4)
+        m2 = s[:, 3].square() - s[:, :3].square().sum(-1)
+        lnm2 = torch.log(m2.clamp(min=PAIR_EPS))
+        return torch.stack((lnkt, lnz, lndelta, lnm2), dim=-1)
+
+
+class Embed(nn.Module):
+    """Particle embedding: BatchNorm1d(C), then (LayerNorm -> Linear -> GELU) per width in `dims`."""
+
+    def __init__(self, input_dim: int, dims: Sequence[int]):
+        super().__init__()
+        self.input_bn = nn.BatchNorm1d(input_dim)
+        layers: list[nn.Module] = []
+        for dim in dims:
+            layers += [nn.LayerNorm(input_dim), nn.Linear(input_dim, dim), nn.GELU()]
+            input_dim = dim
+        self.embed = nn.Sequential(*layers)
+
+    def forward(self, xp: torch.Tensor) -> torch.Tensor:
+        """(N, C) real particles -> (N, D)."""
+        return self.embed(_batch_norm(self.input_bn, xp))
+
+
+class PairEmbed(nn.Module):
+    """Pair embedding: BatchNorm1d(4), then (1x1 Conv1d -> BatchNorm1d -> GELU) per width; last width = H."""
+
+    def __init__(self, input_dim: int, dims: Sequence[int], use_pre_activation_pair: bool = False):
+        super().__init__()
+        layers: list[nn.Module] = [nn.BatchNorm1d(input_dim)]
+        for dim in dims:
+            layers += [nn.Conv1d(input_dim, dim, 1), nn.BatchNorm1d(dim), nn.GELU()]
+            input_dim = dim
+        if use_pre_activation_pair:
+            layers = layers[:-1]
+        self.embed = nn.Sequential(*layers)
+        self.out_dim = dims[-1]
+
+    def forward(self, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Per-head attention bias (B, H, P, P): embedded pair features for real pairs, 0 elsewhere,
+        MASK_VALUE on padded keys."""
+        B, P = mask.shape
+        pair_mask = (mask.unsqueeze(-1) & mask.unsqueeze(-2)).tril()  # (B, P, P), i >= j
+        b, i, j = pair_mask.nonzero(as_tuple=True)  # (M,) each
+        u = _run_pointwise(self.embed, pair_features(v, b, i, j))  # (M, H)
+        bias = u.new_zeros(B, self.out_dim, P, P)
+        bias[b, :, i, j] = u
+        bias[b, :, j, i] = u
+        return bias.masked_fill(~mask[:, None, None, :], MASK_VALUE)
+
+
+class Attention(nn.Module):
+    """Multi-head attention parameters, named as weaver's (`in_proj` = packed Q, K, V; `out_proj`)."""
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float):
+        super().__init__()
+        self.num_heads, self.head_dim, self.dropout = num_heads, embed_dim // num_heads, dropout
+        self.in_proj = nn.Linear(embed_dim, 3 * embed_dim)
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+        # nn.MultiheadAttention's init (the 0.4-era paper model): xavier in-proj, zero biases
+        nn.init.xavier_uniform_(self.in_proj.weight)
+        nn.init.zeros_(self.in_proj.bias)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def sdpa(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """q (B, H, Pq, hd), k/v (B, H, Pk, hd), bias (B, H or 1, Pq or 1, Pk) -> (B, H, Pq, hd)."""
+        p = self.dropout if self.training else 0.0
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=p)
+
+
+class Block(nn.Module):
+    """NormFormer-style ParT block (particle attention with pair bias, or class attention)."""
+
+    def __init__(self, embed_dim: int = 128, num_heads: int = 8, ffn_ratio: int = 4, dropout: float = 0.1,
+                 attn_dropout: float = 0.1, activation_dropout: float = 0.1):
+        super().__init__()
+        self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
+        ffn_dim = embed_dim * ffn_ratio
+        self.pre_attn_norm = nn.LayerNorm(embed_dim)
+        self.attn = Attention(embed_dim, num_heads, attn_dropout)
+        self.post_attn_norm = nn.LayerNorm(embed_dim)
+        self.dropout = nn.Dropout(dropout)
+        self.pre_fc_norm = nn.LayerNorm(embed_dim)
+        self.fc1 = nn.Linear(embed_dim, ffn_dim)
+        self.act = nn.GELU()
+        self.act_dropout = nn.Dropout(activation_dropout)
+        self.post_fc_norm = nn.LayerNorm(ffn_dim)
+        self.fc2 = nn.Linear(ffn_dim, embed_dim)
+        self.c_attn = nn.Parameter(torch.ones(num_heads))  # per-head scale (applied after out_proj, as weaver 0.5)
+        self.w_resid = nn.Parameter(torch.ones(embed_dim))  # per-channel residual scale
+
+    def _finish(self, a: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """Out-projection, head scale, post-norm, residual, then the FFN; a and residual (..., D)."""
+        a = self.attn.out_proj(a) * self.c_attn.repeat_interleave(self.head_dim)
+        x = self.dropout(self.post_attn_norm(a)) + residual
+        h = self.act_dropout(self.act(self.fc1(self.pre_fc_norm(x))))
+        return self.dropout(self.fc2(self.post_fc_norm(h))) + self.w_resid * x
+
+    def forward(self, xp: torch.Tensor, idx: torch.Tensor, B: int, P: int, bias: torch.Tensor) -> torch.Tensor:
+        """Particle attention: xp (N, D) real tokens at flat slots idx (N,) of (B*P) -> (N, D)."""
+        D, H, hd = self.embed_dim, self.num_heads, self.head_dim
+        qkv = self.attn.in_proj(self.pre_attn_norm(xp))  # (N, 3D)
+        dense = qkv.new_zeros(B * P, 3 * D).index_copy(0, idx, qkv)
+        q, k, v = dense.view(B, P, 3, H, hd).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, P, hd) each
+        a = self.attn.sdpa(q, k, v, bias)  # (B, H, P, hd)
+        a = a.transpose(1, 2).reshape(B * P, D).index_select(0, idx)  # (N, D)
+        return self._finish(a, xp)
+
+    def forward_cls(self, x_cls: torch.Tensor, xp: torch.Tensor, idx: torch.Tensor, B: int, P: int,
+                    key_bias: torch.Tensor) -> torch.Tensor:
+        """Class attention (CaiT): x_cls (B, 1, D) attends to [cls, particles]; key_bias (B, 1, 1, 1+P)."""
+        D, H, hd = self.embed_dim, self.num_heads, self.head_dim
+        w, bvec = self.attn.in_proj.weight, self.attn.in_proj.bias
+        q = F.linear(x_cls, w[:D], bvec[:D])  # query = un-normalised class token, as weaver (B, 1, D)
+        kv_cls = F.linear(self.pre_attn_norm(x_cls), w[D:], bvec[D:])  # (B, 1, 2D)
+        kv_p = F.linear(self.pre_attn_norm(xp), w[D:], bvec[D:])  # (N, 2D)
+        kv = torch.cat((kv_cls, kv_p.new_zeros(B * P, 2 * D).index_copy(0, idx, kv_p).view(B, P, 2 * D)), dim=1)
+        k, v = kv.view(B, 1 + P, 2, H, hd).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, 1+P, hd)
+        q = q.view(B, 1, H, hd).transpose(1, 2).to(k.dtype)  # (B, H, 1, hd)
+        a = self.attn.sdpa(q, k, v, key_bias).transpose(1, 2).reshape(B, 1, D)
+        return self._finish(a, x_cls)
+
+
+class ParticleTransformer(nn.Module):
+    """ParT encoder: (x, v, mask) -> jet embedding (B, D) (class token after the final LayerNorm).
+
+    Defaults = the paper model (2,142,196 parameters at C=17, no classifier head).
+    """
+
+    def __init__(self, input_dim: int = 17, embed_dims: Sequence[int] = (128, 512, 128), pair_input_dim: int = 4,
+                 pair_embed_dims: Sequence[int] = (64, 64, 64), num_heads: int = 8, num_layers: int = 8,
+                 num_cls_layers: int = 2, ffn_ratio: int = 4, dropout: float = 0.1, attn_dropout: float = 0.1,
+                 activation_dropout: float = 0.1, use_pre_activation_pair: bool = False, trim: bool = True):
+        super().__init__()
+        #: constructor arguments, saved in checkpoints so a model rebuilds itself (hhfm.models.save_tagger)
+        self.config = dict(input_dim=input_dim, embed_dims=list(embed_dims), pair_input_dim=pair_input_dim,
+                           pair_embed_dims=list(pair_embed_dims or []), num_heads=num_heads, num_layers=num_layers,
+                           num_cls_layers=num_cls_layers, ffn_ratio=ffn_ratio, dropout=dropout,
+                           attn_dropout=attn_dropout, activation_dropout=activation_dropout,
+                           use_pre_activation_pair=use_pre_activation_pair, trim=trim)
+        if pair_input_dim not in (0, 4):
+            raise ValueError(f"pair_input_dim must be 4 (ln kT, ln z, ln Delta, ln m^2) or 0, got {pair_input_dim}")
+        D = embed_dims[-1]
+        if D % num_heads:
+            raise ValueError(f"embed dim {D} is not divisible by num_heads={num_heads}")
+        self.embed_dim, self.num_heads, self.trim = D, num_heads, trim
+        self.embed = Embed(input_dim, embed_dims)
+        self.pair_embed = (PairEmbed(pair_input_dim, (*pair_embed_dims, num_heads), use_pre_activation_pair)
+                           if pair_input_dim > 0 and pair_embed_dims is not None else None)
+        block = dict(embed_dim=D, num_heads=num_heads, ffn_ratio=ffn_ratio)
+        self.blocks = nn.ModuleList(
+            Block(**block, dropout=dropout, attn_dropout=attn_dropout, activation_dropout=activation_dropout)
+            for _ in range(num_layers))
+        self.cls_blocks = nn.ModuleList(
+            Block(**block, dropout=0.0, attn_dropout=0.0, activation_dropout=0.0) for _ in range(num_cls_layers))
+        self.norm = nn.LayerNorm(D)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, D)) if num_cls_layers > 0 else None
+        if self.cls_token is not None:
+            nn.init.trunc_normal_(self.cls_token, std=0.02)
+
+    def forward(self, x: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x (B, P, C), v (B, P, 4), mask (B, P) bool -> (B, D)."""
+        mask = mask.bool()
+        if self.trim:
+            x, v, mask = trim_to_longest(x, v, mask)
+        B, P, C = x.shape
+        idx = mask.reshape(-1).nonzero().squeeze(1)  # (N,) flat slots of real particles
+        xp = self.embed(x.reshape(B * P, C).index_select(0, idx))  # (N, D)
+        if self.pair_embed is not None:
+            bias = self.pair_embed(v, mask)  # (B, H, P, P)
+        else:
+            bias = torch.zeros(B, 1, 1, P, device=x.device).masked_fill(~mask[:, None, None, :], MASK_VALUE)
+        for blk in self.blocks:
+            xp = blk(xp, idx, B, P, bias)
+        if self.cls_token is None:  # masked mean pooling (weaver's num_cls_layers=0 aggregator)
+            counts = mask.sum(1, keepdim=True).clamp(min=1)
+            pooled = xp.new_zeros(B * P, self.embed_dim).index_copy(0, idx, xp).view(B, P, -1).sum(1) / counts
+            return self.norm(pooled)
+        key_bias = F.pad(torch.zeros(B, 1, 1, P, device=x.device).masked_fill(~mask[:, None, None, :], MASK_VALUE),
+                         (1, 0))  # (B, 1, 1, 1+P), class token always a valid key
+        x_cls = self.cls_token.expand(B, 1, -1)
+        for blk in self.cls_blocks:
+            x_cls = blk.forward_cls(x_cls, xp, idx, B, P, key_bias)
+        return self.norm(x_cls.squeeze(1))
