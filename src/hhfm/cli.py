@@ -22,6 +22,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "evaluate": ("hhfm.evaluate", "metrics of one head run from its saved test scores"),
     "summarise": ("hhfm.evaluate.summarise", "merge per-run metrics into tidy tables"),
     "limits": ("hhfm.limits", "pyhf expected limits from saved test scores"),
+    "merge-limits": ("hhfm.limits.merge", "merge per-run limit tables into results/summary/limits.csv"),
     "plots": ("hhfm.plots", "the study's figures from the summary tables"),
 }
 

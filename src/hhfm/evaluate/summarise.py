@@ -1,0 +1,139 @@
+"""`hhfm summarise`: merge per-run metric tables into the study's tidy tables.
+
+Outputs in `--outdir`: metrics.csv / metrics.parquet (every row of every run), aggregated.csv
+(mean, sample std and count over seeds), data_efficiency.csv (see `data_efficiency_factor`) and
+jet_metrics.csv (the pretrained tagger's score vs `fj_doubleb` on test jets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hhfm.errors import InputError
+from hhfm.evaluate import DEFAULTS
+from hhfm.evaluate.metrics import binary_metrics
+from hhfm.evaluate.tables import RUN_COLUMNS, read_parquet
+from hhfm.io import atomic_path, parse_params, setup_logging
+
+log = logging.getLogger("hhfm.summarise")
+METRIC_COLUMNS = RUN_COLUMNS + ["mass", "metric", "value"]
+GROUP_COLUMNS = ["model", "representation", "strategy", "fraction", "mass", "metric"]
+#: metrics for which a data-efficiency factor is computed (higher is better for all of them)
+EFFICIENCY_METRICS = ["rej50", "rej70", "rej90", "auc"]
+JET_COLUMNS = ["score", "label_xbb", "fj_doubleb"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default="{}", help="config section `evaluate` as JSON")
+    parser.add_argument("--inputs", nargs="+", required=True, help="per-run CSVs from `hhfm evaluate`")
+    parser.add_argument("--jet-scores", default=None, help="jet_scores.parquet of the pretraining stage")
+    parser.add_argument("--outdir", required=True, help="summary directory (results/summary)")
+
+
+def read_metrics(paths: list[str]) -> pd.DataFrame:
+    """Concatenate per-run metric tables, checking their columns."""
+    frames = []
+    for path in paths:
+        if not Path(path).exists():
+            raise InputError(f"{path}: file does not exist")
+        df = pd.read_csv(path, dtype={"mass": str})
+        missing = [c for c in METRIC_COLUMNS if c not in df.columns]
+        if missing:
+            raise InputError(f"{path}: missing column(s) {missing}")
+        frames.append(df[METRIC_COLUMNS])
+    return pd.concat(frames, ignore_index=True)
+
+
+def aggregate(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Mean, sample std (0 for a single seed) and number of seeds per (model, fraction, mass, metric)."""
+    g = metrics.groupby(GROUP_COLUMNS, sort=True)
+    out = g.agg(n_train_events=("n_train_events", "mean"), mean=("value", "mean"),
+                std=("value", "std"), n=("value", "size")).reset_index()
+    out["std"] = out["std"].fillna(0.0)
+    return out
+
+
+def events_to_reach(n_events: np.ndarray, values: np.ndarray, target: float) -> tuple[float, str]:
+    """Training events at which a curve (values vs n_events) first reaches `target`.
+
+    Linear interpolation in log(n_events) between the two points around the first upward crossing.
+    Returns (events, bound): bound 'exact'; 'at_most' if the curve is already at the target at its
+    smallest size (it needs at most that many events, so the factor is a lower bound); 'more_than'
+    if it never reaches the target (it needs more than its largest size: the factor is an upper bound).
+    """
+    order = np.argsort(n_events)
+    n, v = np.asarray(n_events, float)[order], np.asarray(values, float)[order]
+    if v[0] >= target:
+        return float(n[0]), "at_most"
+    for i in range(1, len(n)):
+        if v[i] >= target:
+            t = (target - v[i - 1]) / (v[i] - v[i - 1])
+            return float(np.exp(np.log(n[i - 1]) + t * (np.log(n[i]) - np.log(n[i - 1])))), "exact"
+    return float(n[-1]), "more_than"
+
+
+def data_efficiency(aggregated: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Data-efficiency factor of every model vs `reference` per mass and metric (README definition).
+
+    Target = the reference's mean metric at its largest training set (N_ref events); the factor is
+    N_ref / N_model, where N_model is the events the model's mean curve needs to reach the target.
+    """
+    cols = ["reference", "model", "representation", "strategy", "mass", "metric", "target",
+            "n_reference", "n_model", "factor", "bound"]
+    rows = []
+    agg = aggregated[aggregated["metric"].isin(EFFICIENCY_METRICS)]
+    ref = agg[agg["model"] == reference]
+    for (mass, metric), ref_curve in ref.groupby(["mass", "metric"]):
+        top = ref_curve.loc[ref_curve["n_train_events"].idxmax()]
+        target, n_ref = float(top["mean"]), float(top["n_train_events"])
+        others = agg[(agg["mass"] == mass) & (agg["metric"] == metric) & (agg["model"] != reference)]
+        for model, curve in others.groupby("model"):
+            n_model, bound = events_to_reach(curve["n_train_events"].to_numpy(), curve["mean"].to_numpy(), target)
+            rows.append({"reference": reference, "model": model, "representation": curve["representation"].iloc[0],
+                         "strategy": curve["strategy"].iloc[0], "mass": mass, "metric": metric, "target": target,
+                         "n_reference": n_ref, "n_model": n_model, "factor": n_ref / n_model, "bound": bound})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def jet_metrics(path: str) -> pd.DataFrame:
+    """AUC and rejections of the pretrained Xbb score and of `fj_doubleb` on labelled test jets."""
+    df = read_parquet(path, JET_COLUMNS)
+    df = df[df["label_xbb"].isin([0, 1])]
+    if df["label_xbb"].nunique() < 2:
+        raise InputError(f"{path}: column 'label_xbb' needs both H->bb (1) and QCD (0) jets")
+    rows = []
+    for tagger, column in (("ParT Xbb", "score"), ("fj_doubleb", "fj_doubleb")):
+        values = binary_metrics(df[column].to_numpy(), df["label_xbb"].to_numpy())
+        values |= {"n_signal": float((df["label_xbb"] == 1).sum()), "n_background": float((df["label_xbb"] == 0).sum())}
+        rows += [{"tagger": tagger, "metric": k, "value": v} for k, v in values.items()]
+    return pd.DataFrame(rows)
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+
+
+def run(args: argparse.Namespace) -> None:
+    setup_logging()
+    params = DEFAULTS | parse_params(args.params)
+    outdir = Path(args.outdir)
+    metrics = read_metrics(args.inputs)
+    aggregated = aggregate(metrics)
+    reference = str(params["reference_model"])
+    if reference not in set(metrics["model"]):
+        log.warning("reference model %r has no runs; data_efficiency.csv will be empty", reference)
+    efficiency = data_efficiency(aggregated, reference)
+    jets = jet_metrics(args.jet_scores) if args.jet_scores else pd.DataFrame(columns=["tagger", "metric", "value"])
+    _write_csv(metrics, outdir / "metrics.csv")
+    with atomic_path(outdir / "metrics.parquet") as tmp:
+        metrics.to_parquet(tmp, index=False)
+    _write_csv(aggregated, outdir / "aggregated.csv")
+    _write_csv(efficiency, outdir / "data_efficiency.csv")
+    _write_csv(jets, outdir / "jet_metrics.csv")
+    log.info("%d runs, %d metric rows -> %s", metrics.groupby(["model", "fraction", "seed"]).ngroups, len(metrics), outdir)

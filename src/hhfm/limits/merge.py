@@ -1,0 +1,38 @@
+"""`hhfm merge-limits`: concatenate per-run limit tables into results/summary/limits.csv."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from hhfm.errors import InputError
+from hhfm.evaluate.tables import RUN_COLUMNS
+from hhfm.io import atomic_path, setup_logging
+
+log = logging.getLogger("hhfm.limits")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default="{}", help="config section `limits` as JSON (unused; for symmetry)")
+    parser.add_argument("--inputs", nargs="+", required=True, help="per-run limit CSVs from `hhfm limits`")
+    parser.add_argument("--output", required=True, help="merged table (results/summary/limits.csv)")
+
+
+def run(args: argparse.Namespace) -> None:
+    setup_logging()
+    frames = []
+    for path in args.inputs:
+        if not Path(path).exists():
+            raise InputError(f"{path}: file does not exist")
+        df = pd.read_csv(path)
+        missing = [c for c in RUN_COLUMNS + ["mass", "mu_exp", "xsec_exp_pb"] if c not in df.columns]
+        if missing:
+            raise InputError(f"{path}: missing column(s) {missing}")
+        frames.append(df)
+    merged = pd.concat(frames, ignore_index=True).sort_values(["model", "fraction", "seed", "mass"])
+    with atomic_path(args.output) as tmp:
+        merged.to_csv(tmp, index=False)
+    log.info("%d limit rows from %d runs -> %s", len(merged), len(frames), args.output)
