@@ -10,9 +10,10 @@ Layout (the contract between `skim` and everything downstream; README "Dataset f
                                           fj_nbHadrons, fj_ncHadrons (int32)
     /jets/label_xbb  int8   (Nj,)  1 = H->bb, 0 = QCD, -1 = unlabelled
     /jets/label_class int8  (Nj,)  index into features.JET_CLASSES, -1 = none
-    /jets/in_window  bool   (Nj,)  passes the pT / soft-drop-mass window
+    /jets/in_window  bool   (Nj,)  passes the pT / soft-drop-mass window (skim.pt_min/max, sdmass_min/max)
     /jets/event      int64  (Nj,)  row in /events, -1 if the jet's event was not kept
-    /jets/split      int8   (Nj,)  features.SPLITS code of the jet's event
+    /jets/split      int8   (Nj,)  features.SPLITS code of the jet's event (from the event-key hash, so also
+                                   defined for jets whose event was not kept)
     /events/jets     int64  (Ne, J)  rows in /jets, ordered by fj_pt descending, -1 = padding
     /events/n_jets   int8   (Ne,)
     /events/label    int8   (Ne,)  1 = signal, 0 = background
@@ -23,7 +24,11 @@ Layout (the contract between `skim` and everything downstream; README "Dataset f
     /events/sample   int16  (Ne,)  index into attrs["samples"]
     /events/event_no uint32 (Ne,)
     attrs: samples (JSON list of sample dicts: name, process, mass, n_generated, cross_section_pb),
-           particle_features, hlf_names, max_particles, max_jets, skim_params (all JSON strings)
+           particle_features, hlf_names, skim_params (JSON strings), max_particles, max_jets (int)
+
+/jets holds every jet of a kept event plus every labelled jet usable for pretraining (in the window
+when skim.window_applies_to is `pretraining` or `both`); jet_rows() applies the window only in those modes.
+Written by `hhfm merge-skim` (hhfm.skim.merge), block by block; README "Stage: skim" has the details.
 """
 
 from __future__ import annotations
@@ -113,6 +118,13 @@ def jet_rows(f: h5py.File, split: str, require_label: str = "label_xbb", in_wind
     """Rows of /jets in `split` usable for pretraining: labelled (>= 0) and, if asked, in the window."""
     jets = f["jets"]
     sel = (jets["split"][:] == split_code(split)) & (jets[require_label][:] >= 0)
-    if in_window:
+    if in_window and _window_for_pretraining(f):
         sel &= jets["in_window"][:]
     return np.flatnonzero(sel)
+
+
+def _window_for_pretraining(f: h5py.File) -> bool:
+    """Whether the skim's pT / soft-drop-mass window applies to pretraining jets (skim.window_applies_to)."""
+    if "skim_params" not in f.attrs:
+        return True
+    return attr_json(f, "skim_params").get("window_applies_to", "both") in ("pretraining", "both")

@@ -35,15 +35,35 @@ PARTICLE_FEATURES: dict[str, tuple[float, float, float, float] | None] = {
     "part_isPhoton": None,
     "part_isElectron": None,
     "part_isMuon": None,
-    "part_d0": None,  # tanh(dxy [cm])
-    "part_d0err": (0.0, 1.0, 0.0, 1.0),  # dxy/dxysig [cm], clipped to [0, 1]
-    "part_dz": None,  # tanh(dz [cm])
+    "part_d0": None,  # tanh(dxy [mm])
+    "part_d0err": (0.0, 1.0, 0.0, 1.0),  # dxy/dxysig [mm], clipped to [0, 1]
+    "part_dz": None,  # tanh(dz [mm])
     "part_dzerr": (0.0, 1.0, 0.0, 1.0),
     "part_deta": None,
     "part_dphi": None,
 }
 PARTICLE_FEATURE_NAMES = list(PARTICLE_FEATURES)
 N_PARTICLE_FEATURES = len(PARTICLE_FEATURE_NAMES)  # 17
+
+#: record impact parameters are in cm; JetClass (whose ParT weights we may load) used mm, so the skim
+#: multiplies dxy, dz and their errors by this before tanh / clipping (README "Stage: skim")
+IMPACT_PARAMETER_SCALE = 10.0
+
+#: masses entering log features are floored at this value (GeV): soft-drop masses of 0 occur
+HLF_MASS_FLOOR_GEV = 1.0
+
+
+def standardise_particles(raw, mask):
+    """Apply PARTICLE_FEATURES' (shift, scale, clip) to raw (N, P, 17) inputs; padding (mask False) -> 0."""
+    import numpy as np
+
+    out = np.empty(raw.shape, dtype=np.float32)
+    for i, name in enumerate(PARTICLE_FEATURE_NAMES):
+        spec = PARTICLE_FEATURES[name]
+        x = raw[..., i]
+        out[..., i] = x if spec is None else np.clip((x - spec[0]) * spec[1], spec[2], spec[3])
+    out[~mask] = 0.0
+    return out
 
 #: four-vector components stored for the pairwise features (GeV)
 VECTOR_NAMES = ["px", "py", "pz", "E"]

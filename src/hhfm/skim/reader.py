@@ -1,0 +1,87 @@
+"""Chunked reading of `deepntuplizer/tree` (record format) with uproot or coffea NanoEvents.
+
+The tree is addressed without a cycle number (real files carry e.g. `;42`), by branch name only;
+memory is bounded by `chunk_size` entries whatever the file size. Every failure names the file.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterator
+
+import awkward as ak
+import uproot
+
+from hhfm.errors import InputError
+
+TREE = "deepntuplizer/tree"
+
+#: per-jet scalar branches the skim reads
+JET_BRANCHES = ["fj_pt", "fj_eta", "fj_phi", "fj_mass", "fj_sdmass", "fj_doubleb", "fj_gen_pt", "fj_nbHadrons",
+                "fj_ncHadrons", "fj_label", "fj_isQCD", "label_H_bb", "sample_isQCD"]
+#: the record's event key (shared/hbb_opendata_schema.md section 2.7) plus the jet's index in its event
+KEY_BRANCHES = ["sample_isQCD", "event_no", "rho", "npv", "ntrueInt", "jet_no"]
+#: per-constituent branches (var * float32, sorted by pT in the record)
+PFCAND_BRANCHES = ["pfcand_ptrel", "pfcand_erel", "pfcand_etarel", "pfcand_phirel", "pfcand_deltaR",
+                   "pfcand_charge", "pfcand_isChargedHad", "pfcand_isNeutralHad", "pfcand_isGamma", "pfcand_isEl",
+                   "pfcand_isMu", "pfcand_dxy", "pfcand_dxysig", "pfcand_dz", "pfcand_dzsig"]
+BRANCHES = list(dict.fromkeys(JET_BRANCHES + KEY_BRANCHES + PFCAND_BRANCHES))
+
+log = logging.getLogger("hhfm.skim")
+
+
+def open_tree(source: str):
+    """Open `source` (local path or root:// / http URL) and return its `deepntuplizer/tree`, checked."""
+    try:
+        f = uproot.open(source)
+    except FileNotFoundError as err:
+        raise InputError(f"{source}: input file does not exist") from err
+    except Exception as err:  # uproot raises ValueError/OSError/... for truncated or non-ROOT files
+        raise InputError(f"{source}: not a readable ROOT file ({type(err).__name__}: {err})") from err
+    try:
+        tree = f[TREE]
+    except Exception as err:
+        raise InputError(f"{source}: no TTree '{TREE}' (keys: {f.keys(cycle=False)})") from err
+    if not isinstance(tree, uproot.TTree):
+        raise InputError(f"{source}: '{TREE}' is a {type(tree).__name__}, not a TTree")
+    present = set(tree.keys(full_paths=False))
+    missing = [b for b in BRANCHES if b not in present]
+    if missing:
+        raise InputError(f"{source}: tree '{TREE}' lacks branch(es) {', '.join(missing)}")
+    return tree
+
+
+def iterate_chunks(source: str, chunk_size: int, reader: str = "uproot") -> Iterator[tuple[int, ak.Array]]:
+    """Yield (first entry, chunk) with the skim's BRANCHES as fields, `chunk_size` entries at a time."""
+    tree = open_tree(source)
+    n = tree.num_entries
+    for start in range(0, n, chunk_size):
+        stop = min(n, start + chunk_size)
+        try:
+            if reader == "coffea":
+                chunk = _coffea_chunk(source, start, stop)
+            else:
+                chunk = tree.arrays(BRANCHES, entry_start=start, entry_stop=stop, library="ak")
+        except InputError:
+            raise
+        except Exception as err:  # decompression / basket errors of a truncated or corrupt file
+            raise InputError(f"{source}: cannot read entries {start}-{stop} of '{TREE}' "
+                             f"({type(err).__name__}: {err})") from err
+        yield start, chunk
+
+
+def _coffea_chunk(source: str, start: int, stop: int) -> ak.Array:
+    """Read one chunk through coffea NanoEvents (BaseSchema, virtual mode: only BRANCHES are read)."""
+    import warnings
+
+    from coffea.nanoevents import BaseSchema, NanoEventsFactory
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        events = NanoEventsFactory.from_root({source: TREE}, schemaclass=BaseSchema, entry_start=start,
+                                             entry_stop=stop, mode="virtual").events()
+        return ak.zip({b: ak.materialize(events[b]) for b in BRANCHES}, depth_limit=1)
+
+
+def num_entries(source: str) -> int:
+    return open_tree(source).num_entries
