@@ -17,6 +17,11 @@ min_version("9.19")
 configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
+# The software of every rule: run snakemake inside this environment (activated once, see README);
+# the declaration documents the stack for `snakemake --lint`.
+conda: "environment.yml"
+
+
 include: "workflow/rules/common.smk"
 
 
@@ -43,6 +48,6 @@ include: "workflow/rules/plots.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_targets(),
-    default_target: True

@@ -1,4 +1,4 @@
-# Helpers shared by the rule files: config checking, stage parameters and the target lists of
+# Helpers shared by all rule files -- config checking, stage parameters and the target lists of
 # every stage. Paths here are the on-disk contract listed in README.md ("Architecture").
 
 import json
@@ -62,16 +62,29 @@ def head_runs():
 
 
 #: stage targets from last to first; `all` builds the first one that is defined
-STAGE_TARGETS = ["plots", "limits", "evaluate", "heads", "pretrain", "skim", "simulation"]
+STAGE_TARGETS = [
+    "plots",
+    "limits",
+    "evaluate",
+    "heads",
+    "pretrain",
+    "skim",
+    "simulation",
+]
 
 
 def final_targets():
-    """Inputs of rule `all`: every plot (`plot_targets()` from plots.smk), or, while a stage is
+    """What the default target `all` needs: every plot (`plot_targets()` from plots.smk), or, while a stage is
     missing, what the furthest defined stage target needs."""
     if "plot_targets" in globals():
         return plot_targets()
     defined = {r.name: r for r in workflow.rules}
     for name in STAGE_TARGETS:
-        if name in defined:
-            return defined[name].input
+        rule_ = defined.get(name)
+        if rule_ is None:
+            continue
+        if rule_.output and not rule_.has_wildcards():
+            return rule_.output
+        if not rule_.output:
+            return rule_.input
     return simulated_files()
