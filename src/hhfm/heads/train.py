@@ -29,7 +29,7 @@ log = logging.getLogger("hhfm.heads")
 
 #: defaults of the `heads` config section (config.yaml and the schema hold the same values)
 DEFAULTS: dict = {
-    "backbone_task": "xbb",
+    "backbone_task": None,
     "phi_width": 64,
     "phi_layers": 3,
     "rho_width": 64,
@@ -38,6 +38,7 @@ DEFAULTS: dict = {
     "batch_size": 128,
     "eval_batch_size": 512,
     "max_epochs": 20,
+    "max_epochs_backbone": 8,
     "min_events_per_epoch": 1024,
     "patience": 4,
     "lr_head": 1e-3,
@@ -77,7 +78,8 @@ def resolve_params(raw: dict) -> dict:
     if unknown:
         raise ConfigError(f"heads: unknown key(s) {sorted(unknown)}")
     p = {**DEFAULTS, **raw}
-    for key in ("phi_width", "rho_width", "batch_size", "eval_batch_size", "max_epochs", "embed_batch_size"):
+    for key in ("phi_width", "rho_width", "batch_size", "eval_batch_size", "max_epochs", "max_epochs_backbone",
+                "embed_batch_size"):
         if not isinstance(p[key], int) or p[key] < 1:
             raise ConfigError(f"heads.{key} must be a positive integer, got {p[key]!r}")
     for key in ("phi_layers", "rho_layers", "min_events_per_epoch", "patience", "val_min_events"):
@@ -221,7 +223,9 @@ def run(args: argparse.Namespace) -> None:
         else:
             log.warning("%s belongs to another configuration; starting afresh", ckpt_path)
     elapsed_before = state["elapsed_s"]
-    max_epochs = params["max_epochs"] if args.max_epochs is None else min(args.max_epochs, params["max_epochs"])
+    trains_backbone = model.tagger is not None and not model.freeze_backbone
+    n_epochs = params["max_epochs_backbone" if trains_backbone else "max_epochs"]
+    max_epochs = n_epochs if args.max_epochs is None else min(args.max_epochs, n_epochs)
     log.info("%s f=%g s=%d on %s: %d trainable parameters, pos_weight %.3f", args.model, args.fraction, args.seed,
              device, n_trainable, pos_weight)
 
@@ -229,7 +233,7 @@ def run(args: argparse.Namespace) -> None:
     while not state["done"] and state["epoch"] < max_epochs:
         epoch = state["epoch"] + 1
         t0 = time.perf_counter()
-        factor = lr_factor(epoch - 1, params["max_epochs"], params["lr_decay_start"])
+        factor = lr_factor(epoch - 1, n_epochs, params["lr_decay_start"])
         for g in optimizer.param_groups:
             g["lr"] = g["base_lr"] * factor
         order = epoch_order(len(train), params["min_events_per_epoch"], seed_key + [epoch])
@@ -259,7 +263,7 @@ def run(args: argparse.Namespace) -> None:
         else:
             state["bad_epochs"] += 1
         state["epoch"] = epoch
-        state["done"] = state["bad_epochs"] >= params["patience"] > 0 or epoch >= params["max_epochs"]
+        state["done"] = state["bad_epochs"] >= params["patience"] > 0 or epoch >= n_epochs
         state["elapsed_s"] = elapsed_before + time.perf_counter() - t_start
         save_checkpoint(ckpt_path, model, optimizer, state, run_key)
         write_metrics(outdir / "metrics.csv", state["metrics"])
