@@ -1,0 +1,195 @@
+"""Truth labels exactly as record 12102 defines them (schema section 2.5).
+
+Higgs label 41: a generated Higgs whose two daughter quarks are both within dR < 0.6 of the jet
+axis. Otherwise the QCD labels from the hadron counts (weakly decaying b / c hadrons within
+dR < 0.8 of the jet axis, standing in for ghost association): nb >= 2 -> 51, nb = 1 -> 53,
+else nc >= 2 -> 52, nc = 1 -> 54, else 55.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hhfm.features import FJ_LABEL
+from hhfm.simulate.generate import Batch
+
+HIGGS_MATCH_DR = 0.6
+HADRON_MATCH_DR = 0.8
+MISSING = -999.0
+
+
+def _digit(a: np.ndarray, k: int) -> np.ndarray:
+    return (a // 10**k) % 10
+
+
+@dataclass
+class Truth:
+    """Per-row truth helpers of a batch (rows of Batch)."""
+
+    last_b: np.ndarray  # weakly decaying b hadron
+    last_c: np.ndarray  # weakly decaying c hadron (no b content)
+    hf_ancestor: np.ndarray  # vertex hadron of each row: nearest b-hadron ancestor, else nearest c, else -1
+    from_b: np.ndarray  # descends from a b hadron
+    higgs: np.ndarray  # rows of hard-process Higgs bosons
+    higgs_d1: np.ndarray  # rows of their two daughters
+    higgs_d2: np.ndarray
+    partons: np.ndarray  # rows of outgoing hard-process partons (status -23)
+
+
+def _propagate(seed: np.ndarray, mother: np.ndarray, fill) -> np.ndarray:
+    """Fill every row from its mother chain until nothing changes (seed rows keep their value)."""
+    out = seed.copy()
+    has_mother = mother >= 0
+    m = np.maximum(mother, 0)
+    for _ in range(200):
+        new = np.where((out == fill) & has_mother, out[m], out)
+        if np.array_equal(new, out):
+            break
+        out = new
+    return out
+
+
+def truth_tables(batch: Batch) -> Truth:
+    """Heavy-flavour hadrons, ancestry and hard-process objects of a batch."""
+    a = np.abs(batch.pid)
+    hadron = (np.abs(batch.status) >= 80) & (a > 100)
+    has_b = hadron & ((_digit(a, 2) == 5) | (_digit(a, 3) == 5))
+    has_c = hadron & ~has_b & ((_digit(a, 2) == 4) | (_digit(a, 3) == 4))
+    mothers_of_b = np.zeros(len(a), dtype=bool)
+    mothers_of_b[batch.mother1[has_b & (batch.mother1 >= 0)]] = True
+    mothers_of_c = np.zeros(len(a), dtype=bool)
+    mothers_of_c[batch.mother1[has_c & (batch.mother1 >= 0)]] = True
+    last_b = has_b & ~mothers_of_b
+    last_c = has_c & ~mothers_of_c
+    rows = np.arange(len(a))
+    b_ancestor = _propagate(np.where(last_b, rows, -1), batch.mother1, -1)
+    c_ancestor = _propagate(np.where(last_c, rows, -1), batch.mother1, -1)
+    hf_ancestor = np.where(b_ancestor >= 0, b_ancestor, c_ancestor)  # b -> c cascades form one vertex
+    from_b = _propagate(last_b.astype(np.int8), batch.mother1, 0).astype(bool)
+    higgs = np.flatnonzero((batch.pid == 25) & (np.abs(batch.status) == 22))
+    partons = np.flatnonzero((batch.status == -23) & ((a <= 5) | (a == 21)))
+    return Truth(last_b, last_c, hf_ancestor, from_b, higgs, batch.daughter1[higgs], batch.daughter2[higgs], partons)
+
+
+def eta_phi(px: np.ndarray, py: np.ndarray, pz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pt = np.maximum(np.hypot(px, py), 1e-9)
+    return np.arcsinh(pz / pt), np.arctan2(py, px)
+
+
+def delta_phi(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a - b + np.pi) % (2 * np.pi) - np.pi
+
+
+def delta_r(eta1, phi1, eta2, phi2) -> np.ndarray:
+    return np.hypot(eta1 - eta2, delta_phi(phi1, phi2))
+
+
+def pairs_by_event(jet_event: np.ndarray, obj_event: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All (jet, object) index pairs in the same event; `obj_event` must be sorted."""
+    n_ev = int(max(jet_event.max(initial=-1), obj_event.max(initial=-1))) + 1
+    start = np.searchsorted(obj_event, np.arange(n_ev), side="left")
+    stop = np.searchsorted(obj_event, np.arange(n_ev), side="right")
+    n = (stop - start)[jet_event]
+    jets = np.repeat(np.arange(len(jet_event)), n)
+    first = np.repeat(start[jet_event], n)
+    within = np.arange(len(jets)) - np.repeat(np.cumsum(n) - n, n)
+    return jets, first + within
+
+
+def _count_within(batch: Batch, rows: np.ndarray, jet_event, jet_eta, jet_phi, dr: float) -> np.ndarray:
+    ev = batch.event[rows]
+    order = np.argsort(ev, kind="stable")
+    rows, ev = rows[order], ev[order]
+    eta, phi = eta_phi(batch.px[rows], batch.py[rows], batch.pz[rows])
+    j, o = pairs_by_event(jet_event, ev)
+    close = delta_r(jet_eta[j], jet_phi[j], eta[o], phi[o]) < dr
+    return np.bincount(j[close], minlength=len(jet_event))
+
+
+def jet_labels(batch: Batch, truth: Truth, jet_event, jet_eta, jet_phi, is_qcd_sample: bool) -> dict[str, np.ndarray]:
+    """Every label branch of the record for the given jets (event index within the batch)."""
+    n = len(jet_event)
+    nb = _count_within(batch, np.flatnonzero(truth.last_b), jet_event, jet_eta, jet_phi, HADRON_MATCH_DR)
+    nc = _count_within(batch, np.flatnonzero(truth.last_c), jet_event, jet_eta, jet_phi, HADRON_MATCH_DR)
+
+    # Higgs matching: both daughters within 0.6 of the jet axis
+    gen_pt = np.full(n, MISSING)
+    gen_eta = np.full(n, MISSING)
+    is_h = np.zeros(n, dtype=bool)
+    legacy = np.zeros(n, dtype=np.int64)
+    if len(truth.higgs):
+        hev = batch.event[truth.higgs]
+        order = np.argsort(hev, kind="stable")
+        h, d1, d2, hev = truth.higgs[order], truth.higgs_d1[order], truth.higgs_d2[order], hev[order]
+        j, o = pairs_by_event(jet_event, hev)
+        e1, p1 = eta_phi(batch.px[d1[o]], batch.py[d1[o]], batch.pz[d1[o]])
+        e2, p2 = eta_phi(batch.px[d2[o]], batch.py[d2[o]], batch.pz[d2[o]])
+        eh, ph = eta_phi(batch.px[h[o]], batch.py[h[o]], batch.pz[h[o]])
+        match = (delta_r(jet_eta[j], jet_phi[j], e1, p1) < HIGGS_MATCH_DR) & (
+            delta_r(jet_eta[j], jet_phi[j], e2, p2) < HIGGS_MATCH_DR
+        )
+        near = delta_r(jet_eta[j], jet_phi[j], eh, ph) < HADRON_MATCH_DR
+        legacy[j[near]] = 4
+        jm, om = j[match], o[match]
+        is_h[jm] = True
+        gen_pt[jm] = np.hypot(batch.px[h[om]], batch.py[h[om]])
+        gen_eta[jm] = eh[match]
+
+    label = np.where(
+        nb >= 2, FJ_LABEL["QCD_bb"],
+        np.where(nb == 1, FJ_LABEL["QCD_b"],
+                 np.where(nc >= 2, FJ_LABEL["QCD_cc"], np.where(nc == 1, FJ_LABEL["QCD_c"], FJ_LABEL["QCD_others"]))),
+    )  # fmt: skip
+    label = np.where(is_h, FJ_LABEL["H_bb"], label)
+    out: dict[str, np.ndarray] = {"fj_label": label}
+    for name, code in FJ_LABEL.items():
+        out[f"label_{name}"] = (label == code).astype(np.int32)
+    out["fj_isTop"] = ((label >= 10) & (label < 20)).astype(np.int32)
+    out["fj_isW"] = ((label >= 20) & (label < 30)).astype(np.int32)
+    out["fj_isZ"] = ((label >= 30) & (label < 40)).astype(np.int32)
+    out["fj_isH"] = ((label >= 40) & (label < 50)).astype(np.int32)
+    out["fj_isQCD"] = (label >= 50).astype(np.int32)
+    out["fj_isBB"] = (nb >= 2).astype(np.int32)
+    out["fj_isNonBB"] = (nb < 2).astype(np.int32)
+    out["fj_nbHadrons"] = nb.astype(np.int32)
+    out["fj_ncHadrons"] = nc.astype(np.int32)
+    out["fj_labelLegacy"] = legacy.astype(np.int32)
+    out["fj_labelJMAR"] = legacy.astype(np.int32)
+    out["fj_gen_pt"] = gen_pt
+    out["fj_gen_eta"] = gen_eta
+    out["sample_isQCD"] = np.full(n, int(is_qcd_sample), dtype=np.int32)
+    out.update(_ak4_flavour(batch, truth, jet_event, jet_eta, jet_phi, nb, nc))
+    return out
+
+
+def _ak4_flavour(batch, truth, jet_event, jet_eta, jet_phi, nb, nc) -> dict[str, np.ndarray]:
+    """One-hot hadron/parton flavour of the fat jet (isB, isBB, ..., isUndefined)."""
+    n = len(jet_event)
+    parton = np.zeros(n, dtype=np.int64)  # |pdgId| of the nearest hard parton within 0.8, 0 if none
+    if len(truth.partons):
+        rows = truth.partons
+        ev = batch.event[rows]
+        order = np.argsort(ev, kind="stable")
+        rows, ev = rows[order], ev[order]
+        eta, phi = eta_phi(batch.px[rows], batch.py[rows], batch.pz[rows])
+        j, o = pairs_by_event(jet_event, ev)
+        dr = delta_r(jet_eta[j], jet_phi[j], eta[o], phi[o])
+        best = np.full(n, np.inf)
+        np.minimum.at(best, j, dr)
+        hit = (dr == best[j]) & (dr < HADRON_MATCH_DR)
+        parton[j[hit]] = np.abs(batch.pid[rows[o[hit]]])
+    flags = {
+        "isBB": nb >= 2,
+        "isB": nb == 1,
+        "isLeptonicB": np.zeros(n, dtype=bool),
+        "isLeptonicB_C": np.zeros(n, dtype=bool),
+        "isC": (nb == 0) & (nc >= 1),
+    }
+    light = (nb == 0) & (nc == 0)
+    flags["isS"] = light & (parton == 3)
+    flags["isUD"] = light & ((parton == 1) | (parton == 2))
+    flags["isG"] = light & (parton == 21)
+    flags["isUndefined"] = light & ~(flags["isS"] | flags["isUD"] | flags["isG"])
+    return {k: v.astype(np.int32) for k, v in flags.items()}
