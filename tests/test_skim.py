@@ -338,3 +338,32 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
     assert res.returncode == 1
     assert "nopt.root" in res.stderr and "fj_pt" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "o.h5").exists() and not (tmp_path / "o.cutflow.json").exists()
+
+
+# --- on simulated files (the simulate stage's fixture) ----------------------------------------------
+
+
+def test_tiny_dataset_from_simulation(tiny_dataset):
+    with open_dataset(tiny_dataset) as f:
+        samples = json.loads(f.attrs["samples"])
+        assert {s["name"] for s in samples} == {"GravitonHH_M1000", "GravitonHH_M2500", "QCD_Pt_300to470",
+                                                "QCD_Pt_800to1000"}
+        ev = f["events"]
+        label, mass, split = ev["label"][:], ev["mass"][:], ev["split"][:]
+        assert set(mass[label == 1]) == {1000.0, 2500.0} and (mass[label == 0] == 0).all()
+        for code in SPLITS.values():
+            assert ((split == code) & (label == 1)).any() and ((split == code) & (label == 0)).any()
+        rows = ev["jets"][:]
+        n = ev["n_jets"][:]
+        assert ((rows >= 0).sum(axis=1) == n).all() and (n >= 2).all() and (n <= 5).all()
+        pt = f["jets/fj_pt"][:]
+        for r in rows:
+            assert np.all(np.diff(pt[r[r >= 0]]) <= 0)
+        # signal events contain H->bb jets, background events none
+        lx = f["jets/label_xbb"][:]
+        sig_jets = rows[label == 1]
+        assert (lx[sig_jets[sig_jets >= 0]] == 1).any() and not (lx[rows[label == 0]][rows[label == 0] >= 0] == 1).any()
+        feats = f["jets/features"][:200]
+        assert np.isfinite(feats).all() and np.abs(feats).max() <= 5.0 + 1e-6
+        assert (f["jets/mask"][:200].sum(axis=1) > 0).all()
+        assert len(jet_rows(f, "train")) > 0 and (lx[jet_rows(f, "train")] >= 0).all()

@@ -63,10 +63,13 @@ def _read_inputs(paths: list[str]) -> tuple[list[dict], list[dict], dict]:
                 if (g["process"], g["mass"]) != (s["process"], s["mass"]):
                     raise InputError(f"{path}: sample {s['name']} has process/mass {s['process']}/{s['mass']}, "
                                      f"other files say {g['process']}/{g['mass']}")
-                if s["n_generated"] is not None:
+                if s["n_generated"] is not None:  # several files of one sample: sums, xsec weighted mean
                     g["n_generated"] += s["n_generated"]
                     g["sum_weights"] += s["sum_weights"]
                     g["files"] += 1
+                    g["cross_section_pb"] = s["cross_section_pb"] if g["files"] == 1 else (
+                        (g["cross_section_pb"] * (g["sum_weights"] - s["sum_weights"])
+                         + s["cross_section_pb"] * s["sum_weights"]) / g["sum_weights"])
                 local_to_global.append(list(samples).index(s["name"]))
             n = h5["keys/entry"].shape[0]
             files.append({"path": path, "n": n, "cutflow": json.loads(h5.attrs["cutflow"]),

@@ -56,8 +56,12 @@ def jet_sample_and_weight(side: dict | None, sample_isqcd: np.ndarray, event_no:
     weights = side.get("event_weights")
     if weights is None:
         return np.zeros(len(event_no), np.int16), np.ones(len(event_no))
-    try:  # list indexed by event_no, or {"<event_no>": weight}
-        w = (np.asarray(weights, dtype=np.float64)[event_no.astype(np.int64)] if isinstance(weights, list)
+    first = int(side.get("event_no_range", [0])[0])
+    try:  # list indexed by event_no - event_no_range[0] (the simulator's), or {"<event_no>": weight}
+        idx = event_no.astype(np.int64) - first
+        if isinstance(weights, list) and (idx < 0).any():
+            raise IndexError(f"event_no below event_no_range[0] = {first}")
+        w = (np.asarray(weights, dtype=np.float64)[idx] if isinstance(weights, list)
              else np.array([float(weights[str(int(e))]) for e in event_no]))
     except (IndexError, KeyError, ValueError) as err:
         raise InputError(f"{source}: sidecar 'event_weights' has no entry for some event_no ({err})") from err
