@@ -29,7 +29,7 @@ DEFAULTS = {
     "background_xsec_pb": None,
     "background_normsys": 0.1,
     "staterror": True,
-    "binning": "signal_quantiles",
+    "binning": "quantiles",
     "n_bins": 10,
     "min_background": 1.0,
     "min_background_mc": 3,
@@ -59,8 +59,8 @@ def check_params(params: dict) -> dict:
         raise ConfigError(f"limits.background_xsec_pb must be null or positive, got {p['background_xsec_pb']!r}")
     if not 0 <= p["background_normsys"] < 1:
         raise ConfigError(f"limits.background_normsys must be in [0, 1), got {p['background_normsys']!r}")
-    if p["binning"] not in ("signal_quantiles", "uniform"):
-        raise ConfigError(f"limits.binning must be 'signal_quantiles' or 'uniform', got {p['binning']!r}")
+    if p["binning"] not in ("quantiles", "uniform"):
+        raise ConfigError(f"limits.binning must be 'quantiles' or 'uniform', got {p['binning']!r}")
     if not isinstance(p["n_bins"], int) or p["n_bins"] < 1:
         raise ConfigError(f"limits.n_bins must be a positive integer, got {p['n_bins']!r}")
     if not 0 < p["cl"] < 1:
@@ -98,7 +98,7 @@ def limits_for_scores(scores: pd.DataFrame, params: dict, outdir: Path | None = 
     for mass in signal_masses(scores):
         sig = scores[(scores["label"] == 1) & (scores["mass"] == mass)]
         sig_yield = lumi_pb * float(p["signal_xsec_pb"]) * sig["weight"].to_numpy(dtype=np.float64)
-        fine = initial_edges(sig["score"].to_numpy(), p["binning"], int(p["n_bins"]))
+        fine = initial_edges(sig["score"].to_numpy(), bkg["score"].to_numpy(), p["binning"], int(p["n_bins"]))
         edges = merge_edges(fine, bkg["score"].to_numpy(), bkg_yield, float(p["min_background"]),
                             int(p["min_background_mc"]))
         s, b, berr = histograms(sig["score"].to_numpy(), sig_yield, bkg["score"].to_numpy(), bkg_yield, edges)

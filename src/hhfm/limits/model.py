@@ -22,13 +22,18 @@ POI = "mu"
 BAND_NAMES = ["m2", "m1", "exp", "p1", "p2"]  # -2, -1, median, +1, +2 sigma
 
 
-def initial_edges(sig_score: np.ndarray, policy: str, n_bins: int) -> np.ndarray:
-    """Fine bin edges on [0, 1]: equal width (`uniform`) or equal signal efficiency (`signal_quantiles`)."""
-    if policy == "uniform" or len(sig_score) == 0:
+def initial_edges(sig_score: np.ndarray, bkg_score: np.ndarray, policy: str, n_bins: int) -> np.ndarray:
+    """Fine bin edges on [0, 1] before merging.
+
+    `quantiles`: the union of the n_bins-quantiles of the signal scores and of the background
+    scores (fine where either sample lives, so the merge can place the top bin just where enough
+    background appears); `uniform`: n_bins equal-width bins.
+    """
+    if policy == "uniform":
         edges = np.linspace(0.0, 1.0, n_bins + 1)
-    elif policy == "signal_quantiles":
-        edges = np.quantile(sig_score, np.linspace(0.0, 1.0, n_bins + 1))
-        edges[0], edges[-1] = 0.0, 1.0
+    elif policy == "quantiles":
+        q = np.linspace(0.0, 1.0, n_bins + 1)
+        edges = np.concatenate([np.quantile(x, q) for x in (sig_score, bkg_score) if len(x)] + [[0.0, 1.0]])
     else:
         raise ValueError(f"unknown binning policy {policy!r}")
     return np.unique(np.clip(edges, 0.0, 1.0))
@@ -103,7 +108,7 @@ def _scaled(spec: dict, factor: float, poi_max: float) -> dict:
     return out
 
 
-def expected_limits(spec: dict, level: float = 0.05, rtol: float = 1e-4) -> dict[str, float]:
+def expected_limits(spec: dict, level: float = 0.05, rtol: float = 1e-3) -> dict[str, float]:
     """Expected CLs upper limits on mu (median and +-1/2 sigma) and the expected discovery significance.
 
     Limits: asymptotic CLs with the q~_mu test statistic (pyhf `hypotest`, expected set from the
