@@ -1,0 +1,295 @@
+"""Event heads: architecture invariances, backbone handling per strategy, training, resume, outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from hhfm.cli import main as hhfm_main
+from hhfm.dataset import write_dataset
+from hhfm.errors import ConfigError, InputError
+from hhfm.heads.data import HeadData, read_rows, val_fraction
+from hhfm.heads.model import DeepSetsHead, EventClassifier, build_head, parse_model
+from hhfm.heads.train import DEFAULTS, SCORE_COLUMNS, auc, build_model, resolve_params
+from hhfm.models import build_tagger, load_tagger, save_tagger
+
+#: tiny head and training settings: seconds per run
+PARAMS = {"seed": 7, "phi_width": 16, "phi_layers": 2, "rho_width": 16, "rho_layers": 2, "batch_size": 32,
+          "max_epochs": 4, "max_epochs_backbone": 3, "min_events_per_epoch": 96, "patience": 10,
+          "val_min_events": 30, "lr_head": 3e-3, "lr_backbone_finetuned": 1e-3, "lr_backbone_scratch": 1e-3}
+TINY_MODEL = {"embed_dims": [16, 32, 16], "pair_embed_dims": [8, 8], "num_heads": 2, "num_layers": 1,
+              "num_cls_layers": 1}
+RUN_JSON_KEYS = {"model", "representation", "strategy", "fraction", "seed", "n_train_events", "n_val_events",
+                 "n_test_events", "epochs_run", "best_epoch", "wall_time_s", "device", "n_params_trainable", "backbone"}
+
+
+def synthetic_dataset(path: Path, n_events: int = 360, P: int = 12, J: int = 4, seed: int = 0) -> Path:
+    """A dataset in the skim layout whose signal events have shifted jet features (learnable)."""
+    rng = np.random.default_rng(seed)
+    label = (rng.random(n_events) < 0.35).astype(np.int8)
+    n_jets = rng.integers(2, J + 1, n_events)
+    n = int(n_jets.sum())
+    jet_event = np.repeat(np.arange(n_events), n_jets)
+    first = np.concatenate([[0], np.cumsum(n_jets)[:-1]])
+    ev_jets = np.where(np.arange(J)[None] < n_jets[:, None], first[:, None] + np.arange(J)[None], -1)
+    jl = label[jet_event].astype(np.float32)
+    mask = np.arange(P)[None] < rng.integers(2, P + 1, n)[:, None]
+    feats = ((rng.normal(size=(n, P, 17)) + 0.8 * jl[:, None, None]) * mask[..., None]).astype(np.float32)
+    p3 = rng.normal(size=(n, P, 3)) * 30 + [0, 0, 0]
+    p3[..., 0] += 100
+    vec = np.concatenate([p3, np.linalg.norm(p3, axis=-1, keepdims=True) + 0.2], -1) * mask[..., None]
+    hlf = (rng.normal(size=(n, 5)) * [0.5, 1, 2, 0.5, 0.5] + [6, 0, 0, 4, 4] + 0.5 * jl[:, None]).astype(np.float32)
+    split = rng.choice([0, 1, 2], n_events, p=[0.6, 0.2, 0.2]).astype(np.int8)
+    mass = np.where(label == 1, rng.choice([1000.0, 2500.0], n_events), 0.0).astype(np.float32)
+    jets = {"features": feats, "vectors": vec.astype(np.float32), "mask": mask, "hlf": hlf,
+            "fj_doubleb": np.clip(rng.normal(0.5 * jl - 0.2, 0.4), -1, 1).astype(np.float32),
+            "fj_sdmass": rng.uniform(40, 200, n).astype(np.float32), "label_xbb": jl.astype(np.int8),
+            "event": jet_event.astype(np.int64), "split": split[jet_event]}
+    events = {"jets": ev_jets.astype(np.int64), "n_jets": n_jets.astype(np.int8), "label": label, "mass": mass,
+              "weight": np.where(label == 1, 1e-3, 0.5), "split": split, "rand": rng.random(n_events),
+              "sample": label.astype(np.int16), "event_no": np.arange(n_events, dtype=np.uint32)}
+    write_dataset(path, jets, events, {"samples": [], "max_particles": P, "max_jets": J})
+    return path
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return synthetic_dataset(tmp_path_factory.mktemp("heads") / "dataset.h5")
+
+
+@pytest.fixture(scope="module")
+def backbone(dataset, tmp_path_factory) -> Path:
+    """A tiny tagger briefly pretrained on the dataset's labelled jets (so its outputs carry information)."""
+    torch.manual_seed(3)
+    tagger = build_tagger(TINY_MODEL, "xbb")
+    with h5py.File(dataset) as f:
+        x, v, m = (torch.from_numpy(f[f"jets/{k}"][:512]) for k in ("features", "vectors", "mask"))
+        y = torch.from_numpy(f["jets/label_xbb"][:512]).float()
+    opt = torch.optim.Adam(tagger.parameters(), lr=3e-3)
+    tagger.train()
+    for step in range(40):
+        i = torch.arange(step * 64, step * 64 + 64) % len(y)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(tagger(x[i], v[i], m[i])[:, 0], y[i])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    path = tmp_path_factory.mktemp("pretrain") / "backbone.pt"
+    save_tagger(path, tagger.eval(), {"note": "test backbone"})
+    return path
+
+
+@pytest.fixture(scope="module")
+def embeddings(dataset, backbone, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("embed") / "embeddings.h5"
+    assert hhfm_main(["embed", "--dataset", str(dataset), "--backbone", str(backbone), "--output", str(out)]) == 0
+    return out
+
+
+def train_head(model: str, outdir: Path, dataset: Path, backbone: Path | None = None, embeddings: Path | None = None,
+               fraction: float = 1.0, seed: int = 0, params: dict | None = None, extra: tuple = ()) -> int:
+    argv = ["train-head", "--params", json.dumps({**PARAMS, **(params or {})}), "--model", model, "--fraction",
+            str(fraction), "--seed", str(seed), "--dataset", str(dataset), "--outdir", str(outdir), *extra]
+    argv += ["--backbone", str(backbone)] if backbone else []
+    argv += ["--embeddings", str(embeddings)] if embeddings else []
+    return hhfm_main(argv)
+
+
+def tagger_state(checkpoint: Path) -> dict[str, torch.Tensor]:
+    """Tagger weights inside a head run's checkpoint (latest epoch), named as in backbone.pt."""
+    state = torch.load(checkpoint, weights_only=True)["model"]
+    return {k[len("tagger."):]: t for k, t in state.items() if k.startswith("tagger.")}
+
+
+# --- architecture -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("pool", ["sum", "mean"])
+def test_head_invariant_to_jet_order_and_padding(pool):
+    torch.manual_seed(0)
+    head = DeepSetsHead(6, 8, 2, 8, 2, pool)
+    jets = torch.randn(5, 3, 6)
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1], [0, 1, 1]], dtype=torch.bool)
+    ref = head(jets, mask)
+    perm = torch.tensor([2, 0, 1])
+    assert torch.allclose(head(jets[:, perm], mask[:, perm]), ref, atol=1e-6)
+    padded = torch.cat([jets, torch.full((5, 2, 6), float("nan"))], 1)  # garbage in two padding slots
+    padded[:, :3][~mask] = 1e6
+    assert torch.allclose(head(padded, torch.cat([mask, torch.zeros(5, 2, dtype=torch.bool)], 1)), ref, atol=1e-6)
+    changed = jets.clone()
+    changed[0, 0] += 1.0  # a real jet does matter
+    assert not torch.allclose(head(changed, mask)[0], ref[0])
+
+
+def test_event_classifier_with_backbone_ignores_padding_jets(dataset, backbone):
+    tagger, _ = load_tagger(backbone)
+    torch.manual_seed(0)
+    model = EventClassifier("embedding", build_head("embedding", 16, {**DEFAULTS, **PARAMS}), tagger,
+                            freeze_backbone=True).eval()
+    data = HeadData(dataset, 1.0, {**DEFAULTS, **PARAMS}, "embedding", constituents=True)
+    idx = np.arange(8)
+    batch = data.batch("test", idx, torch.device("cpu"))
+    ref = model(batch)
+    # reverse the order of the real jets inside every event: the same jets reach the head in another order
+    jets = data.splits["test"].jets[idx]
+    rev = np.array([np.concatenate([row[row >= 0][::-1], row[row < 0]]) for row in jets])
+    data.splits["test"].jets[idx] = rev
+    assert torch.allclose(model(data.batch("test", idx, torch.device("cpu"))), ref, atol=1e-5)
+
+
+def test_parse_model_and_head_shapes():
+    assert parse_model("standard") == ("standard", "frozen")
+    assert parse_model("embedding_only-scratch") == ("embedding_only", "scratch")
+    for bad in ("embedding", "score-partial", "foo-frozen"):
+        with pytest.raises(ConfigError):
+            parse_model(bad)
+    p = {**DEFAULTS, **PARAMS}
+    assert build_head("score", 16, p).phi[0].in_features == 6
+    assert build_head("embedding", 16, p).phi[0].in_features == 21
+    assert build_head("embedding_only", 16, p).phi[0].in_features == 16
+
+
+# --- backbone handling per strategy --------------------------------------------------------------
+
+def test_frozen_backbone_stays_bit_identical(dataset, backbone, tmp_path):
+    """Frozen with the backbone in the loop (no cache): weights and BatchNorm buffers never change."""
+    assert train_head("embedding-frozen", tmp_path / "run", dataset, backbone, params={"max_epochs": 2}) == 0
+    ref, _ = load_tagger(backbone)
+    after = tagger_state(tmp_path / "run" / "checkpoint.pt")
+    assert after.keys() == ref.state_dict().keys()
+    assert all(torch.equal(after[k], t) for k, t in ref.state_dict().items())
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["n_params_trainable"] == sum(p.numel() for p in build_head("embedding", 16, {**DEFAULTS, **PARAMS}).parameters())
+
+
+def test_cache_matches_backbone_in_the_loop(dataset, backbone, embeddings):
+    params = {**DEFAULTS, **PARAMS}
+    cached = HeadData(dataset, 1.0, params, "embedding", embeddings=embeddings)
+    live = HeadData(dataset, 1.0, params, "embedding", constituents=True)
+    tagger, _ = load_tagger(backbone)
+    model = EventClassifier("embedding", build_head("embedding", 16, params), tagger, freeze_backbone=True).eval()
+    idx = np.arange(16)
+    with torch.no_grad():
+        rep_live = model.jet_representation(live.batch("val", idx, torch.device("cpu")))
+    batch = cached.batch("val", idx, torch.device("cpu"))
+    assert torch.allclose(rep_live[batch["jmask"]], batch["rep"][batch["jmask"]], atol=1e-5)
+    with h5py.File(embeddings) as f:
+        assert f["embedding"].shape == (len(f["valid"]), 16) and f["valid"][:].all()
+        assert np.all((f["score"][:] >= 0) & (f["score"][:] <= 1))
+
+
+def test_finetuned_starts_from_checkpoint_and_changes(dataset, backbone, tmp_path):
+    ref = load_tagger(backbone)[0].state_dict()
+    model = build_model("embedding", "finetuned", {**DEFAULTS, **PARAMS}, [7, 0], backbone=str(backbone))
+    assert all(torch.equal(model.tagger.state_dict()[k], t) for k, t in ref.items())
+    assert train_head("embedding-finetuned", tmp_path / "run", dataset, backbone, params={"max_epochs_backbone": 1}) == 0
+    after = tagger_state(tmp_path / "run" / "checkpoint.pt")
+    changed = [k for k, t in ref.items() if t.is_floating_point() and not torch.equal(after[k], t)]
+    assert len(changed) > len(ref) // 2, f"only {len(changed)} of {len(ref)} tensors changed"
+
+
+def test_scratch_starts_from_fresh_init(backbone):
+    ref = load_tagger(backbone)[0].state_dict()
+    params = {**DEFAULTS, **PARAMS}
+    a = build_model("embedding", "scratch", params, [7, 0], backbone=str(backbone)).tagger.state_dict()
+    b = build_model("embedding", "scratch", params, [7, 0], backbone=str(backbone)).tagger.state_dict()
+    c = build_model("embedding", "scratch", params, [7, 1], backbone=str(backbone)).tagger.state_dict()
+    assert a.keys() == ref.keys() and all(a[k].shape == ref[k].shape for k in ref)
+    weights = [k for k in ref if k.endswith("weight") and ref[k].dim() == 2]
+    assert weights and not any(torch.equal(a[k], ref[k]) for k in weights)
+    assert all(torch.equal(a[k], b[k]) for k in ref)  # deterministic for a seed
+    assert not any(torch.equal(a[k], c[k]) for k in weights)  # another seed, another init
+
+
+# --- end-to-end runs ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model", ["standard", "score-frozen", "embedding_only-frozen", "embedding-finetuned",
+                                   "score-scratch"])
+def test_end_to_end_run_lowers_loss(model, dataset, backbone, embeddings, tmp_path):
+    out = tmp_path / "run"
+    frozen = model.endswith("frozen")
+    assert train_head(model, out, dataset, None if model == "standard" else backbone,
+                      embeddings if frozen else None, fraction=0.5, seed=1) == 0
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert list(metrics.columns) == ["epoch", "train_loss", "val_loss", "val_auc", "lr", "time_s"]
+    assert metrics["train_loss"].iloc[-1] < metrics["train_loss"].iloc[0]
+    assert metrics["val_loss"].min() < metrics["val_loss"].iloc[0] or metrics["val_auc"].max() > 0.6
+    scores = pd.read_parquet(out / "scores.parquet")
+    assert list(scores.columns) == SCORE_COLUMNS
+    with h5py.File(dataset) as f:
+        test_rows = np.flatnonzero(f["events/split"][:] == 2)
+        assert np.array_equal(scores["event"], test_rows)
+        assert np.array_equal(scores["label"], f["events/label"][:][test_rows])
+        assert np.allclose(scores["weight"], f["events/weight"][:][test_rows])
+        lead = f["events/jets"][:][test_rows, 0]
+        assert np.allclose(scores["sdmass_j1"], f["jets/fj_sdmass"][:][lead])
+    assert scores["score"].between(0, 1).all()
+    assert auc(scores["score"].to_numpy(), scores["label"].to_numpy()) > 0.6
+    run = json.loads((out / "run.json").read_text())
+    assert set(run) == RUN_JSON_KEYS
+    assert run["model"] == model and run["fraction"] == 0.5 and run["seed"] == 1
+    assert run["n_test_events"] == len(scores) and run["epochs_run"] == len(metrics)
+    assert run["wall_time_s"] > 0 and run["device"].startswith("cpu")
+    assert run["backbone"] == (None if model == "standard" else str(backbone))
+
+
+def test_resume_after_interruption_gives_same_result(dataset, backbone, tmp_path):
+    """An uninterrupted run and one stopped after epoch 1 then resumed end bit-identical (dropout included)."""
+    args = dict(dataset=dataset, backbone=backbone, fraction=0.5, params={"max_epochs_backbone": 3})
+    assert train_head("embedding-scratch", tmp_path / "full", **args) == 0
+    assert train_head("embedding-scratch", tmp_path / "cut", **args, extra=("--max-epochs", "1")) == 0
+    assert not (tmp_path / "cut" / "scores.parquet").exists()
+    assert len(pd.read_csv(tmp_path / "cut" / "metrics.csv")) == 1
+    assert train_head("embedding-scratch", tmp_path / "cut", **args) == 0
+    full, cut = (pd.read_parquet(tmp_path / d / "scores.parquet") for d in ("full", "cut"))
+    assert full.equals(cut)
+    cols = ["epoch", "train_loss", "val_loss", "val_auc", "lr"]
+    assert pd.read_csv(tmp_path / "full" / "metrics.csv")[cols].equals(pd.read_csv(tmp_path / "cut" / "metrics.csv")[cols])
+
+
+def test_smaller_fraction_trains_on_a_nested_subset(dataset):
+    params = {**DEFAULTS, **PARAMS}
+    small, large = (HeadData(dataset, f, params, "standard") for f in (0.2, 0.6))
+    assert set(small.splits["train"].rows) < set(large.splits["train"].rows)
+    assert np.array_equal(small.splits["test"].rows, large.splits["test"].rows)
+    assert len(small.splits["val"]) <= len(large.splits["val"])
+
+
+# --- helpers and bad input -------------------------------------------------------------------------
+
+def test_validation_size_policy():
+    assert val_fraction(10, 1000, 0.25, 200) == pytest.approx(0.2)  # floor
+    assert val_fraction(2000, 1000, 0.25, 200) == pytest.approx(0.5)  # proportional
+    assert val_fraction(10000, 1000, 0.25, 200) == 1.0  # capped at the split
+
+
+def test_auc_matches_pairwise_definition():
+    rng = np.random.default_rng(1)
+    score, label = rng.integers(0, 5, 200).astype(float), rng.integers(0, 2, 200)
+    pos, neg = score[label == 1], score[label == 0]
+    pairwise = ((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (len(pos) * len(neg))
+    assert auc(score, label) == pytest.approx(pairwise)
+
+
+def test_read_rows_matches_fancy_indexing(tmp_path):
+    data = np.arange(50_000, dtype=np.int64).reshape(-1, 2)
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        f["x"] = data
+        rows = np.unique(np.random.default_rng(0).integers(0, len(data), 3000))
+        assert np.array_equal(read_rows(f["x"], rows, block=1000), data[rows])
+
+
+def test_bad_inputs_raise_clear_errors(dataset, backbone, tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        HeadData(tmp_path / "missing.h5", 1.0, {**DEFAULTS, **PARAMS}, "standard")
+    with pytest.raises(ConfigError, match="unknown key"):
+        resolve_params({"phi_widht": 3})
+    with pytest.raises(ConfigError, match="heads.pool"):
+        resolve_params({"pool": "max"})
+    assert train_head("embedding-frozen", tmp_path / "r", dataset) == 1  # neither cache nor backbone
+    assert train_head("score-frozen", tmp_path / "r", dataset, backbone, tmp_path / "nope.h5") == 1
+    assert not (tmp_path / "r" / "scores.parquet").exists()
