@@ -17,11 +17,6 @@ min_version("9.19")
 configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
-# The software of every rule: run snakemake inside this environment (activated once, see README);
-# the declaration documents the stack for `snakemake --lint`.
-conda: "environment.yml"
-
-
 include: "workflow/rules/common.smk"
 
 

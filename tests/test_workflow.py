@@ -1,0 +1,384 @@
+"""The workflow as users run it: lint/format, dry runs (default, paper overlay, slurm profile),
+config errors naming the key, rerun behaviour after a completed tiny run, resume of a killed
+training job, and the tiny config end to end on a real SLURM (`snakemake --profile slurm`).
+
+The SLURM test needs a running cluster (tests/slurm/cluster.sh, started by .ci/run, which also
+sets HHFM_SLURM_TEST=1: then a missing cluster FAILS the test instead of skipping it). Without
+SLURM the tiny run that the rerun and resume tests share runs with the local executor.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests/config/tiny.yaml"
+PAPER = REPO / "configs/paper.yaml"
+SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
+SLURM_REQUIRED = os.environ.get("HHFM_SLURM_TEST") == "1"
+
+#: rules that run on a GPU (README "Rule names and stage targets")
+GPU_RULES = {"pretrain", "embed", "train_head"}
+#: stage targets: rules without a shell command that only collect a stage's outputs
+STAGE_TARGETS = {"simulation", "skim", "pretrain", "heads", "evaluate", "limits", "plots", "all"}
+#: rules upstream of the heads (must not rerun when a head option changes)
+UPSTREAM_OF_HEADS = {"simulate", "skim_file", "skim", "pretrain"}
+
+
+def smk(*args: str, cwd: Path = REPO, timeout: float = 600, check: bool = False) -> subprocess.CompletedProcess:
+    """Run snakemake (this interpreter's) as a user would; output captured as text."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def job_counts(output: str) -> collections.Counter:
+    """Parse the 'Job stats' table of a (dry) run: rule -> number of jobs."""
+    counts: collections.Counter = collections.Counter()
+    if "Job stats:" not in output:
+        return counts
+    table = output.split("Job stats:", 1)[1]
+    for line in table.splitlines()[3:]:
+        m = re.match(r"^(\w+)\s+(\d+)\s*$", line)
+        if not m:
+            break
+        if m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+def job_blocks(output: str) -> list[tuple[str, str]]:
+    """(rule, text of its block) for every job printed by a dry run."""
+    parts = re.split(r"^(?:local)?rule (\w+):\s*$", output, flags=re.M)
+    return list(zip(parts[1::2], parts[2::2]))
+
+
+def defined_rules() -> dict[str, str]:
+    """Rule name -> its source block, from the rule files (for declared-resources checks)."""
+    blocks = {}
+    for path in [REPO / "Snakefile", *sorted((REPO / "workflow/rules").glob("*.smk"))]:
+        text = path.read_text()
+        parts = re.split(r"^(?:rule|checkpoint) (\w+):\s*$", text, flags=re.M)
+        for name, body in zip(parts[1::2], parts[2::2]):
+            blocks[name] = body.split("\n\n\n")[0]
+    return blocks
+
+
+def job_rules() -> set[str]:
+    """Rules that run a command (not stage targets that only collect files)."""
+    return {name for name, body in defined_rules().items() if re.search(r"^\s+(shell|script|run):", body, re.M)}
+
+
+# ---------------------------------------------------------------- static checks and dry runs
+
+
+def test_snakefmt_clean():
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/"], cwd=REPO, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+#: lints we accept by policy: rules run in one activated environment (environment.yml /
+#: pyproject.toml, README "Running the workflow"), not in per-rule conda envs or containers
+ACCEPTED_LINTS = {"Specify a conda environment or container for each rule."}
+
+
+def test_lint_clean():
+    proc = smk("--lint")
+    text = proc.stdout + proc.stderr
+    assert "Lints for" in text or proc.returncode == 0, text
+    found = re.findall(r"^Lints for (.+?):\n((?:    .*\n?)+)", text, re.M)
+    problems = []
+    for where, body in found:
+        titles = set(re.findall(r"^    \* (.+?):$", body, re.M))
+        problems += [f"{where}: {t}" for t in sorted(titles - ACCEPTED_LINTS)]
+    assert not problems, "\n".join(problems)
+
+
+def test_every_rule_declares_resources():
+    rules = defined_rules()
+    jobs = job_rules()
+    assert {"simulate", "skim_file", "train_head"} & jobs, f"no stage rules found: {sorted(rules)}"
+    for name in jobs:
+        body = rules[name]
+        for key in ("threads:", "mem_mb=", "runtime=", "log:", "benchmark:"):
+            assert key in body, f"rule {name} does not declare {key.rstrip(':=')}"
+        assert ("gpu=1" in body) == (name in GPU_RULES), f"rule {name}: gpu=1 only (and always) on GPU rules"
+
+
+def test_dry_run_default_lists_whole_dag():
+    proc = smk("-n", "all", check=True)
+    counts = job_counts(proc.stdout)
+    missing = job_rules() - set(counts)
+    assert not missing, f"rules not in the DAG of `all`: {sorted(missing)}"
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    h = config["heads"]
+    if "train_head" in counts:
+        assert counts["train_head"] == len(h["models"]) * len(h["fractions"]) * len(h["seeds"])
+
+
+@pytest.mark.parametrize("target", sorted(STAGE_TARGETS - {"all"}))
+def test_stage_target_dry_runs(target):
+    if target not in defined_rules():
+        pytest.fail(f"stage target `{target}` is not defined (README: Rule names and stage targets)")
+    proc = smk("-n", target, check=True)
+    assert job_counts(proc.stdout), proc.stdout[-2000:]
+
+
+def test_dry_run_paper_overlay():
+    proc = smk("-n", "--configfile", str(PAPER), "all", check=True)
+    paper = yaml.safe_load(PAPER.read_text())
+    assert len(paper["heads"]["fractions"]) == 17 and len(paper["heads"]["seeds"]) == 4
+    assert min(paper["heads"]["fractions"]) == pytest.approx(1e-4) and max(paper["heads"]["fractions"]) == 1
+    counts = job_counts(proc.stdout)
+    models = yaml.safe_load((REPO / "config.yaml").read_text())["heads"]["models"]
+    models = paper["heads"].get("models", models)
+    assert counts["train_head"] == len(models) * 17 * 4
+
+
+def test_dry_run_slurm_profile_literal():
+    """`snakemake --profile slurm` from the root of the checkout: GPU rules -> gpu partition + gpu=1."""
+    proc = smk("--profile", "slurm", "-n", "all", check=True)
+    blocks = job_blocks(proc.stdout)
+    assert blocks
+    seen = set()
+    for rule, text in blocks:
+        res = re.search(r"resources: (.*)", text)
+        if rule in STAGE_TARGETS and rule not in GPU_RULES or res is None:
+            continue
+        seen.add(rule)
+        assert "slurm_account=" in res.group(1)
+        if rule in GPU_RULES:
+            assert "slurm_partition=gpu" in res.group(1) and "gpu=1" in res.group(1), (rule, res.group(1))
+        else:
+            assert "slurm_partition=cpu" in res.group(1) and "gpu=" not in res.group(1), (rule, res.group(1))
+    assert seen & GPU_RULES, "no GPU job in the DAG"
+
+
+def test_no_default_workflow_profile():
+    assert not (REPO / "profiles/default").exists() and not (REPO / "workflow/profiles/default").exists()
+
+
+# ---------------------------------------------------------------- config validation
+
+
+@pytest.mark.parametrize(
+    "overlay, key",
+    [
+        ({"seed": -3}, "seed"),
+        ({"data": {"source": "nonsense"}}, "data.source"),
+        ({"heads": {"fractions": "all"}}, "heads.fractions"),
+        ({"bogus_key": 1}, "bogus_key"),
+    ],
+)
+def test_invalid_config_names_the_key(tmp_path, overlay, key):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(overlay))
+    proc = smk("-n", "--configfile", str(bad))
+    assert proc.returncode != 0
+    assert f"'{key}'" in proc.stderr + proc.stdout, proc.stderr[-3000:]
+
+
+# ---------------------------------------------------------------- a completed tiny run
+
+
+def slurm_available() -> bool:
+    try:
+        return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def slurm_jobs(workdir: Path) -> list[dict]:
+    """Jobs that slurmctld still knows (MinJobAge=3600) and that ran in `workdir`."""
+    out = subprocess.run(["scontrol", "show", "job", "-o"], capture_output=True, text=True, check=True).stdout
+    jobs = []
+    for line in out.splitlines():
+        fields = dict(re.findall(r"(\w+)=(\S*)", line))
+        if Path(fields.get("WorkDir", "")) == workdir:
+            jobs.append(fields)
+    return jobs
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> dict:
+    """The tiny config run end to end: through `--profile slurm` when a cluster is up, else locally."""
+    workdir = tmp_path_factory.mktemp("tiny_run")
+    use_slurm = SLURM_REQUIRED or slurm_available()
+    common = ["--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile", str(TINY)]
+    planned = job_counts(smk(*common, "-n", "all", check=True).stdout)
+    if use_slurm:
+        run_args = [
+            "--profile", str(REPO / "profiles/slurm"), "--jobs", "2",
+            "--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs",
+        ]
+    else:
+        run_args = ["--cores", "2", "--resources", "gpu=1"]
+    t0 = time.perf_counter()
+    proc = smk(*common, *run_args, "all", timeout=1800)
+    return {"workdir": workdir, "common": common, "planned": planned, "proc": proc, "slurm": use_slurm,
+            "wall_s": time.perf_counter() - t0}
+
+
+def completed(tiny_run: dict) -> Path:
+    proc = tiny_run["proc"]
+    assert proc.returncode == 0, f"tiny run failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+    return tiny_run["workdir"]
+
+
+def test_tiny_run_on_slurm(tiny_run):
+    """Every rule ran as a SLURM job; GPU rules in the gpu partition with a GPU; plots exist."""
+    if not tiny_run["slurm"]:
+        pytest.skip("no SLURM cluster (start one with tests/slurm/cluster.sh; CI sets HHFM_SLURM_TEST=1)")
+    workdir = completed(tiny_run)
+    jobs = slurm_jobs(workdir)
+    ran = collections.Counter()
+    for job in jobs:
+        assert job["JobState"] == "COMPLETED", job
+        rule = re.sub(r"_wildcards_.*$", "", job["Comment"]).removeprefix("rule_")
+        ran[rule] += 1
+        gpu_request = "gpu:1" in job.get("TresPerJob", "") + job.get("TresPerNode", "")
+        if rule in GPU_RULES:
+            assert job["Partition"] == "gpu" and gpu_request, job
+        else:
+            assert job["Partition"] == "cpu" and not gpu_request, job
+    expected = {rule: n for rule, n in tiny_run["planned"].items() if rule in job_rules()}
+    assert dict(ran) == expected, f"SLURM jobs per rule {dict(ran)} != planned {expected}"
+    assert set(expected) >= GPU_RULES
+    logs = workdir / ".snakemake/slurm_logs"
+    assert {p.name.removeprefix("rule_") for p in logs.iterdir()} == set(expected)
+    check_final_outputs(tiny_run)
+
+
+def check_final_outputs(tiny_run: dict) -> None:
+    workdir = tiny_run["workdir"]
+    again = smk(*tiny_run["common"], "-n", "all", check=True)
+    assert not job_counts(again.stdout), f"a completed run still has jobs to do:\n{again.stdout[-3000:]}"
+    plots = sorted((workdir / "results/plots").glob("*.p*"))
+    assert plots and all(p.stat().st_size > 0 for p in plots)
+
+
+def test_tiny_run_produces_every_plot(tiny_run):
+    completed(tiny_run)
+    check_final_outputs(tiny_run)
+
+
+# ---------------------------------------------------------------- rerun behaviour
+
+
+def changed_option(section: str, skip: tuple[str, ...] = ()) -> tuple[str, object]:
+    """A documented option of `section` and a valid value different from its current one."""
+    schema = yaml.safe_load(SCHEMA.read_text())["properties"][section]
+    current = {**yaml.safe_load((REPO / "config.yaml").read_text()).get(section, {}),
+               **(yaml.safe_load(TINY.read_text()).get(section) or {})}
+    for key, prop in schema.get("properties", {}).items():
+        if key in skip:
+            continue
+        value = current.get(key, prop.get("default"))
+        if "enum" in prop and len(prop["enum"]) > 1:
+            return key, next(v for v in prop["enum"] if v != value)
+        if prop.get("type") == "boolean" and value is not None:
+            return key, not value
+        if prop.get("type") in ("number", "integer") and value is not None:
+            new = value + 1 if prop.get("type") == "integer" else value * 1.5
+            if new <= prop.get("maximum", float("inf")):
+                return key, new
+    pytest.fail(f"no option to change in config section {section!r} of the schema")
+
+
+def rerun_plan(tiny_run: dict, tmp_path: Path, overlay: dict) -> collections.Counter:
+    path = tmp_path / "overlay.yaml"
+    path.write_text(yaml.safe_dump(overlay))
+    proc = smk(*tiny_run["common"], "--configfile", str(path), "-n", "all", check=True)
+    return job_counts(proc.stdout)
+
+
+def test_plot_option_reruns_only_plots(tiny_run, tmp_path):
+    completed(tiny_run)
+    key, value = changed_option("plots")
+    plan = rerun_plan(tiny_run, tmp_path, {"plots": {key: value}})
+    assert set(plan) - {"all"} == {"plots"}, f"changing plots.{key} reruns {dict(plan)}"
+
+
+def test_head_option_reruns_heads_and_below(tiny_run, tmp_path):
+    completed(tiny_run)
+    key, value = changed_option("heads", skip=("models", "fractions", "seeds", "backbone_task"))
+    plan = rerun_plan(tiny_run, tmp_path, {"heads": {key: value}})
+    assert "train_head" in plan, f"changing heads.{key} reruns {dict(plan)}"
+    assert not set(plan) & UPSTREAM_OF_HEADS, f"changing heads.{key} reruns {dict(plan)}"
+    assert "plots" in plan
+
+
+# ---------------------------------------------------------------- kill and resume
+
+
+def test_killed_training_resumes_from_checkpoint(tiny_run, tmp_path):
+    """SIGKILL a head training mid-run; `--rerun-incomplete` resumes from its checkpoint and ends
+    with the same result as an uninterrupted run of the same configuration."""
+    workdir = completed(tiny_run)
+    # enough epochs (no early stopping) to catch the run in the middle
+    overlay = tmp_path / "long.yaml"
+    overlay.write_text(yaml.safe_dump({"heads": {"max_epochs": 12, "patience": 0, "min_events_per_epoch": 4096}}))
+    run_dir = workdir / "results/heads/standard/f1_s0"
+    target = str((run_dir / "scores.parquet").relative_to(workdir))
+    args = [*tiny_run["common"], "--configfile", str(overlay), "--cores", "2", "--resources", "gpu=1"]
+
+    shutil.rmtree(run_dir)
+    smk(*args, target, check=True)  # uninterrupted reference
+    reference = {name: (run_dir / name).read_bytes() for name in ("scores.parquet", "metrics.csv", "run.json")}
+    ref_scores = pd.read_parquet(run_dir / "scores.parquet")
+    ref_metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert reference
+
+    shutil.rmtree(run_dir)
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", *args, target], cwd=workdir,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            metrics = run_dir / "metrics.csv"
+            if (run_dir / "checkpoint.pt").exists() and metrics.exists() and len(pd.read_csv(metrics)) >= 2:
+                break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the whole group we started: snakemake and hhfm
+        proc.wait()
+    killed_at = len(pd.read_csv(run_dir / "metrics.csv"))
+    assert not (run_dir / "scores.parquet").exists(), "training finished before it could be killed"
+    assert killed_at < len(ref_metrics)
+
+    smk(*tiny_run["common"], "--unlock", check=True)
+    resumed = smk(*args, "--rerun-incomplete", target, check=True)
+    log = (workdir / "logs/train_head/standard/f1_s0.log")
+    log_text = log.read_text() if log.exists() else resumed.stderr
+    assert re.search(r"resuming .*checkpoint\.pt from epoch [1-9]", log_text), log_text[-3000:]
+
+    scores = pd.read_parquet(run_dir / "scores.parquet")
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    pd.testing.assert_frame_equal(scores, ref_scores)
+    cols = [c for c in ref_metrics.columns if c != "time_s"]
+    pd.testing.assert_frame_equal(metrics[cols], ref_metrics[cols])
+    run = json.loads((run_dir / "run.json").read_text())
+    ref_run = json.loads(reference["run.json"])
+    for key in ("epochs_run", "best_epoch", "n_train_events", "n_test_events"):
+        assert run[key] == ref_run[key], key
+    assert np.isfinite(scores["score"]).all()
