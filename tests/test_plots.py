@@ -1,0 +1,103 @@
+"""Every figure is written (PDF and PNG, non-empty) from tiny tables; no model or checkpoint is needed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hhfm.evaluate import evaluate_scores
+from hhfm.plots import FIGURES, FORMATS
+
+MODELS = {"standard": ("standard", "standard", 0.8), "score-frozen": ("score", "frozen", 1.2),
+          "embedding-finetuned": ("embedding", "finetuned", 1.6)}
+
+
+def _scores(rng, sep, n=240):
+    mass = np.array([0.0, 1000.0, 2500.0])[np.arange(n) % 3]
+    label = (mass > 0).astype(int)
+    score = 1 / (1 + np.exp(-(rng.normal(0, 1, n) + sep * (2 * label - 1))))
+    return pd.DataFrame({"event": np.arange(n), "score": score, "label": label, "mass": mass,
+                         "weight": np.where(label == 1, 3.0 / n, rng.uniform(1, 5, n) / n),
+                         "sdmass_j1": rng.uniform(20, 250, n), "sdmass_j2": rng.uniform(20, 250, n)})
+
+
+def _write_runs(root: Path, fractions=(0.1, 1.0), seeds=(0, 1)) -> tuple[list[Path], list[Path], pd.DataFrame]:
+    """Head-run directories (no checkpoint), per-run metric CSVs and a limits table."""
+    rng = np.random.default_rng(0)
+    dirs, csvs, limit_rows = [], [], []
+    for model, (rep, strat, sep) in MODELS.items():
+        for fraction in fractions:
+            for seed in seeds:
+                d = root / "heads" / model / f"f{fraction:g}_s{seed}"
+                d.mkdir(parents=True)
+                run = {"model": model, "representation": rep, "strategy": strat, "fraction": fraction,
+                       "seed": seed, "n_train_events": int(5000 * fraction)}
+                (d / "run.json").write_text(json.dumps(run))
+                scores = _scores(rng, sep * (0.5 + fraction))
+                scores.to_parquet(d / "scores.parquet")
+                pd.DataFrame({"epoch": [0, 1, 2], "train_loss": [0.7, 0.5, 0.4], "val_loss": [0.72, 0.55, 0.5],
+                              "val_auc": [0.6, 0.7, 0.75], "lr": 1e-3, "time_s": 1.0}).to_csv(d / "metrics.csv", index=False)
+                csv = root / "evaluate" / model / f"f{fraction:g}_s{seed}.csv"
+                csv.parent.mkdir(parents=True, exist_ok=True)
+                evaluate_scores(scores, run).to_csv(csv, index=False)
+                dirs.append(d)
+                csvs.append(csv)
+                for mass in (1000.0, 2500.0):
+                    med = 0.1 / (sep * fraction + 0.1) * (1 + 0.1 * seed) * (mass / 1000) ** -0.5
+                    limit_rows.append(run | {"mass": mass} | {
+                        f"xsec_{k}_pb": med * f for k, f in zip(["m2", "m1", "exp", "p1", "p2"], [0.5, 0.7, 1, 1.4, 1.9])})
+    return dirs, csvs, pd.DataFrame(limit_rows)
+
+
+def _jets(rng, n=500):
+    label = (rng.random(n) < 0.3).astype(int)
+    return pd.DataFrame({"jet": np.arange(n), "score": np.clip(rng.normal(0.3 + 0.4 * label, 0.2), 0, 1),
+                         "label_xbb": label, "label_class": label, "fj_doubleb": rng.normal(0.2 * label, 0.3),
+                         "fj_pt": rng.uniform(300, 900, n), "fj_sdmass": rng.uniform(40, 200, n)})
+
+
+def _hhfm(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hhfm.cli", *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("fractions,with_jets", [((0.1, 1.0), True), ((1.0,), False)])
+def test_every_figure_written_from_tiny_tables(tmp_path, fractions, with_jets):
+    dirs, csvs, limits = _write_runs(tmp_path, fractions=fractions)
+    summary = tmp_path / "summary"
+    jets = tmp_path / "jet_scores.parquet"
+    _jets(np.random.default_rng(1)).to_parquet(jets)
+    res = _hhfm("summarise", "--inputs", *map(str, csvs), "--jet-scores", str(jets), "--outdir", str(summary))
+    assert res.returncode == 0, res.stderr
+    for name in ("metrics.csv", "metrics.parquet", "aggregated.csv", "data_efficiency.csv", "jet_metrics.csv"):
+        assert (summary / name).stat().st_size > 0
+    eff = pd.read_csv(summary / "data_efficiency.csv")
+    assert len(eff) == 2 * 3 * 4  # 2 models x (all, 1000, 2500) x (rej50, rej70, rej90, auc)
+    jm = pd.read_csv(summary / "jet_metrics.csv")
+    assert set(jm["tagger"]) == {"ParT Xbb", "fj_doubleb"}
+    limits.to_csv(summary / "limits.csv", index=False)
+    outdir = tmp_path / "plots"
+    extra = ["--jet-scores", str(jets)] if with_jets else []
+    res = _hhfm("plots", "--summary", str(summary), "--runs", *map(str, dirs), *extra, "--outdir", str(outdir))
+    assert res.returncode == 0, res.stderr
+    for name in FIGURES:
+        for ext in FORMATS:
+            assert (outdir / f"{name}.{ext}").stat().st_size > 1000, name
+    assert not list(tmp_path.rglob("*.pt"))  # plotting never needed a model
+
+
+def test_plots_missing_summary_is_clear_error(tmp_path):
+    res = _hhfm("plots", "--summary", str(tmp_path / "nope"), "--outdir", str(tmp_path / "plots"))
+    assert res.returncode == 1 and "aggregated.csv" in res.stderr
+    assert not (tmp_path / "plots").exists() or not list((tmp_path / "plots").iterdir())
+
+
+def test_captions_exist_for_every_figure(repo_root):
+    for name in FIGURES:
+        caption = repo_root / "workflow" / "report" / f"{name}.rst"
+        assert caption.exists() and caption.read_text().strip(), name
