@@ -24,16 +24,20 @@ Deliberate differences from weaver (documented in README "Stage: pretrain"):
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from typing import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 #: clamp floor of the pair features (weaver's eps): ln(1e-8) = -18.42 on the diagonal / massless pairs
 PAIR_EPS = 1e-8
 #: additive attention bias of padded keys; exp(-1e4) underflows to exactly 0 next to any real key
 MASK_VALUE = -1e4
+#: SDPA backends on CUDA: flash attention cannot take a float bias, so the memory-efficient kernel (math fallback)
+_CUDA_BACKENDS = [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
 def trim_to_longest(
@@ -161,7 +165,8 @@ class Attention(nn.Module):
     def sdpa(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """q (B, H, Pq, hd), k/v (B, H, Pk, hd), bias (B, H or 1, Pq or 1, Pk) -> (B, H, Pq, hd)."""
         p = self.dropout if self.training else 0.0
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=p)
+        with sdpa_kernel(_CUDA_BACKENDS) if q.is_cuda else nullcontext():
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=p)
 
 
 class Block(nn.Module):
