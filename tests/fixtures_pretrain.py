@@ -1,1 +1,35 @@
 """Session fixtures of the pretrain stage (see tests/conftest.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_model_section() -> dict:
+    """The `model` section of tests/config/tiny.yaml (one source for the tiny backbone's sizes)."""
+    return yaml.safe_load((ROOT / "tests/config/tiny.yaml").read_text())["model"]
+
+
+#: one quick epoch of the xbb task on the tiny dataset
+TINY_PRETRAIN_PARAMS = {"seed": 3, "task": "xbb", "epochs": 1, "batch_size": 64, "patience": 0}
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrain_dir(tiny_dataset, tmp_path_factory) -> Path:
+    """Output directory of a real 1-epoch xbb pretraining on `tiny_dataset` (backbone.pt, metrics.csv, ...)."""
+    from hhfm.pretrain import stage_config, train
+
+    out = tmp_path_factory.mktemp("pretrain") / "xbb"
+    train(stage_config({**TINY_PRETRAIN_PARAMS, "model": tiny_model_section()}), str(tiny_dataset), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tiny_pretrain_dir) -> Path:
+    """Path of a backbone.pt (hhfm.models.load_tagger format) pretrained for 1 epoch on `tiny_dataset`."""
+    return tiny_pretrain_dir / "backbone.pt"
