@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -95,7 +96,8 @@ def simulate_file(params: dict, sample: str, index: int, output: Path, progress:
     n_jets, weights = 0, []
     with atomic_path(output) as tmp:
         out = writer.TreeWriter(tmp)
-        bar = tqdm(total=n_events, desc=f"simulate {sample}[{index}]", unit="ev", disable=not progress)
+        bar = tqdm(total=n_events, desc=f"simulate {sample}[{index}]", unit="ev", disable=not progress,
+                   mininterval=0.5 if sys.stderr.isatty() else 15.0)  # fmt: skip
         done = 0
         while done < n_events:
             n = min(int(cfg["batch_size"]), n_events - done)

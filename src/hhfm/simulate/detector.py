@@ -11,6 +11,10 @@ Model (documented in README "Stage: simulate"):
 - Track impact parameters from the true production vertex (straight line): dxy, dz, smeared
   with sigma = a (+) b/pT and a non-Gaussian tail (a fraction of tracks with a wider core),
   so prompt tracks are not at 0 and the significance is not a perfect discriminator.
+- Displaced light tracks: with `limitTau0 = on` K0S / Lambda do not decay and there is no material,
+  so a fraction `v0_fraction` of prompt tracks gets an emulated long-lived parent: production vertex
+  at an exponential flight length along a direction `v0_angle_gev / p` away from the track. This
+  gives light jets their real-world displaced tracks (and the double-b tagger its mistag rate).
 - Secondary vertices: one candidate per weakly decaying b or c hadron with >= 2 reconstructed
   charged daughters (pT > sv_track_min_pt); its position is the true decay vertex smeared by a
   resolution; it is kept with a flavour-dependent efficiency if its 2D flight significance passes.
@@ -36,6 +40,9 @@ DEFAULTS: dict = {
     "dz_res_um": [30.0, 60.0],
     "ip_tail_fraction": 0.05,  # share of tracks whose IP error is underestimated ...
     "ip_tail_scale": 4.0,  # ... by this factor (non-Gaussian tails)
+    "v0_fraction": 0.05,  # share of prompt tracks given a displaced origin (V0s, conversions, ...)
+    "v0_length_cm": 1.0,  # mean flight length of that emulated parent [cm]
+    "v0_angle_gev": 0.3,  # opening angle to the parent ~ this / p [rad]
     "sv_track_min_pt": 0.8,
     "sv_res_um": [100.0, 0.02],  # sigma_xy = a (+) b*flight distance
     "sv_min_dxysig": 3.0,
@@ -170,6 +177,24 @@ def reconstruct(batch: Batch, rng: np.random.Generator, det: dict, pu: dict, npu
     scale = np.clip(1.0 + res * rng.standard_normal(len(pt)), 0.05, None)
     px, py, pz, pt, p = px * scale, py * scale, pz * scale, pt * scale, p * scale
     e = np.sqrt(p**2 + TYPE_MASS[ptype] ** 2)
+
+    # --- emulated long-lived parents of light tracks (V0s, conversions, nuclear interactions) ---
+    prompt = (charge != 0) & from_pv & (np.hypot(vx, vy) < 1e-3)
+    v0 = prompt & (rng.random(len(pt)) < det["v0_fraction"])
+    n_v0 = int(v0.sum())
+    if n_v0:
+        length = rng.exponential(det["v0_length_cm"], n_v0)
+        alpha = rng.normal(0.0, 1.0, (n_v0, 2)) * (det["v0_angle_gev"] / p[v0])[:, None]
+        d = np.stack([px[v0], py[v0], pz[v0]], -1) / p[v0, None]
+        e1 = np.cross(d, [0.0, 0.0, 1.0])
+        e1 /= np.maximum(np.linalg.norm(e1, axis=-1, keepdims=True), 1e-12)
+        e2 = np.cross(d, e1)
+        parent = d + alpha[:, :1] * e1 + alpha[:, 1:] * e2
+        parent /= np.linalg.norm(parent, axis=-1, keepdims=True)
+        vx, vy, vz = vx.copy(), vy.copy(), vz.copy()
+        vx[v0] += length * parent[:, 0]
+        vy[v0] += length * parent[:, 1]
+        vz[v0] += length * parent[:, 2]
 
     # --- impact parameters (straight line from the true production vertex, PV at the origin) ---
     ux, uy = px / pt, py / pt

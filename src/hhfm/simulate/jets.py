@@ -166,6 +166,8 @@ def nsubjettiness(reco: Reco, cons: np.ndarray, ncons: np.ndarray, axes: list[ak
             best = np.fmin(best, dr)
         best = np.where(np.isfinite(best), best, 0.0)
         tau[:, k] = np.bincount(jet, pt * best, n) / norm
+        if k:  # N axes can always reproduce the N-1 axis solution: keep tau_N <= tau_(N-1)
+            tau[:, k] = np.minimum(tau[:, k], tau[:, k - 1])
     return tau
 
 

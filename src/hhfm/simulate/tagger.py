@@ -1,12 +1,12 @@
 """The "standard" double-b tagger `fj_doubleb` (stand-in for CMS BTV-16-002) and the other
 b-tag scores, from reconstructed quantities only (fixed, documented formulas).
 
-fj_doubleb = tanh(1.4*s_ip + 1.2*s_prongs + 1.0*s_sv + 0.8*s_shape - 2.2), in (-1, 1), with
-  s_ip     = tanh(max(fj_trackSipdSig_1, 0) / 8)                 second-largest 3D IP significance
+fj_doubleb = tanh(1.4*s_ip + 1.2*s_prongs + 1.0*s_sv - 2.0), in (-1, 1), with
+  s_ip     = tanh(max(fj_trackSipdSig_0, 0) / 8)                 largest 3D IP significance
   s_prongs = (tanh(max(fj_trackSipdSig_0_0, 0) / 8) + tanh(max(fj_trackSipdSig_1_0, 0) / 8)) / 2
              (largest 3D IP significance near each of the two subjet axes: both prongs displaced)
   s_sv     = clip(max(fj_tau_vertexMass_0, 0) / 4, 0, 1)          SV mass along the leading axis
-  s_shape  = clip(1 - fj_tau21, 0, 1)                             two-prong substructure
+Like the CMS tagger it uses no jet mass and no N-subjettiness ratio (so it is not sculpted by them).
 """
 
 from __future__ import annotations
@@ -19,12 +19,11 @@ def _t(x: np.ndarray, scale: float = 8.0) -> np.ndarray:
 
 
 def doubleb(f: dict[str, np.ndarray]) -> np.ndarray:
-    """The fj_doubleb score of every jet from its double-b inputs and tau21 (see module docstring)."""
-    s_ip = _t(f["fj_trackSipdSig_1"])
+    """The fj_doubleb score of every jet from its double-b inputs (see module docstring)."""
+    s_ip = _t(f["fj_trackSipdSig_0"])
     s_prongs = 0.5 * (_t(f["fj_trackSipdSig_0_0"]) + _t(f["fj_trackSipdSig_1_0"]))
     s_sv = np.clip(np.maximum(f["fj_tau_vertexMass_0"], 0.0) / 4.0, 0.0, 1.0)
-    s_shape = np.clip(1.0 - f["fj_tau21"], 0.0, 1.0)
-    return np.tanh(1.4 * s_ip + 1.2 * s_prongs + 1.0 * s_sv + 0.8 * s_shape - 2.2)
+    return np.tanh(1.4 * s_ip + 1.2 * s_prongs + 1.0 * s_sv - 2.0)
 
 
 def single_b_scores(f: dict[str, np.ndarray], n_sv: np.ndarray) -> dict[str, np.ndarray]:
