@@ -69,8 +69,12 @@ def take(jets: dict, rows) -> dict:
     return {g: {k: [v[i] for i in rows] for k, v in jets[g].items()} for g in ("scalars", "pfcand")}
 
 
-def write_record_file(path: str | Path, jets: dict, drop: tuple[str, ...] = ()) -> Path:
-    """Write `jets` as TTree deepntuplizer/tree with the record's branch names and dtypes."""
+def write_record_file(path: str | Path, jets: dict, drop: tuple[str, ...] = (), basket_entries: int = 1000) -> Path:
+    """Write `jets` as TTree deepntuplizer/tree with the record's branch names and dtypes.
+
+    Entries go in baskets of `basket_entries` (one `extend` each), like ROOT's auto-flush in real
+    files: a reader then decompresses only the baskets of the entries it asks for.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     s = jets["scalars"]
@@ -92,5 +96,7 @@ def write_record_file(path: str | Path, jets: dict, drop: tuple[str, ...] = ()) 
         tree = f.mktree("deepntuplizer/tree", {k: v.type if isinstance(v, ak.Array) else v.dtype
                                                for k, v in branches.items()},
                         counter_name=lambda counted: "n_pfcands", title="tree")
-        tree.extend(branches)
+        n = len(branches["fj_pt"]) if "fj_pt" in branches else len(branches["event_no"])
+        for a in range(0, max(n, 1), basket_entries):
+            tree.extend({k: v[a:a + basket_entries] for k, v in branches.items()})
     return path

@@ -57,13 +57,14 @@ def standardise_particles(raw, mask):
     """Apply PARTICLE_FEATURES' (shift, scale, clip) to raw (N, P, 17) inputs; padding (mask False) -> 0."""
     import numpy as np
 
-    out = np.empty(raw.shape, dtype=np.float32)
-    for i, name in enumerate(PARTICLE_FEATURE_NAMES):
-        spec = PARTICLE_FEATURES[name]
-        x = raw[..., i]
-        out[..., i] = x if spec is None else np.clip((x - spec[0]) * spec[1], spec[2], spec[3])
-    out[~mask] = 0.0
+    specs = [PARTICLE_FEATURES[n] or (0.0, 1.0, -np.inf, np.inf) for n in PARTICLE_FEATURE_NAMES]
+    shift, scale, lo, hi = (np.array(col, dtype=np.float32) for col in zip(*specs))
+    out = np.subtract(raw, shift, dtype=np.float32)
+    out *= scale
+    np.clip(out, lo, hi, out=out)
+    out *= mask[..., None]
     return out
+
 
 #: four-vector components stored for the pairwise features (GeV)
 VECTOR_NAMES = ["px", "py", "pz", "E"]

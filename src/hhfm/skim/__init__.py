@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hhfm.errors import InputError
+from hhfm.features import PARTICLE_FEATURE_NAMES
 from hhfm.io import atomic_path, parse_params, setup_logging, write_json
 from hhfm.skim import cutflow as cf
 from hhfm.skim.h5append import append
@@ -56,7 +57,7 @@ def skim_file(source: str, sidecar: str | None, output: Path, params: dict) -> d
     if n_total == 0:
         raise InputError(f"{source}: tree 'deepntuplizer/tree' has no entries")
     cutflow: dict = {}
-    comp = h5_compression(params)
+    comp = h5_compression(params, "file_compression")
     with atomic_path(output) as tmp, h5py.File(tmp, "w") as h5:
         jets_g, keys_g = h5.create_group("jets"), h5.create_group("keys")
         bar = tqdm(total=n_total, unit="jet", desc=Path(source).name, disable=None)
@@ -82,21 +83,20 @@ def _skim_chunk(chunk, start: int, side: dict | None, source: str, params: dict,
     cf.add(cutflow, "entries_read", n)
     raw, vectors, mask, pf = particle_arrays(chunk, params["max_particles"])
     col = jet_columns(chunk, params)
-    cf.add(cutflow, "jets_particles_truncated", int((np.asarray(_counts(chunk)) > params["max_particles"]).sum()))
+    cf.add(cutflow, "jets_particles_truncated", int((_counts(chunk) > params["max_particles"]).sum()))
     # --- NaN / inf: counted per input branch and per derived feature, then the policy --------------
     bad = np.zeros(n, dtype=bool)
     for b, v in pf.items():
-        nonfinite = ~np.isfinite(v)
-        cf.add(cutflow, f"nonfinite_values:{b}", int(nonfinite.sum()))
+        cf.add(cutflow, f"nonfinite_values:{b}", int(v.size - np.isfinite(v).sum()))
     for b in BRANCHES:
-        if not b.startswith("pfcand_"):
-            nonfinite = ~np.isfinite(np.asarray(chunk[b], dtype=np.float64))
-            cf.add(cutflow, f"nonfinite_values:{b}", int(nonfinite.sum()))
-    from hhfm.features import PARTICLE_FEATURE_NAMES
-    for i, name in enumerate(PARTICLE_FEATURE_NAMES):
-        nonfinite = ~np.isfinite(raw[..., i])
-        cf.add(cutflow, f"nonfinite_values:{name}", int(nonfinite.sum()))
-        bad |= nonfinite.any(axis=1)
+        if not b.startswith("pfcand_") and np.asarray(chunk[b]).dtype.kind == "f":
+            v = np.asarray(chunk[b])
+            cf.add(cutflow, f"nonfinite_values:{b}", int(v.size - np.isfinite(v).sum()))
+    finite = np.isfinite(raw)
+    per_feature = finite.size // raw.shape[-1] - finite.sum(axis=(0, 1))
+    for name, count in zip(PARTICLE_FEATURE_NAMES, per_feature):
+        cf.add(cutflow, f"nonfinite_values:{name}", int(count))
+    bad |= ~finite.all(axis=(1, 2))
     bad |= ~np.isfinite(vectors).all(axis=(1, 2)) | ~np.isfinite(col["hlf"]).all(axis=1)
     for name in FLOAT_SCALARS + ["key_rho", "key_npv", "key_ntrueInt"]:
         bad |= ~np.isfinite(col[name])
@@ -108,8 +108,8 @@ def _skim_chunk(chunk, start: int, side: dict | None, source: str, params: dict,
             raise InputError(f"{source}: non-finite values in {', '.join(names)} ({int(bad.sum())} jets in entries "
                              f"{start}-{start + n}); skim.nan_policy is 'error'")
         if policy == "zero":
-            raw = np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0)
-            vectors = np.nan_to_num(vectors, nan=0.0, posinf=0.0, neginf=0.0)
+            raw[~finite] = 0.0
+            vectors[~np.isfinite(vectors)] = 0.0
             for name in FLOAT_SCALARS + ["hlf", "key_rho", "key_npv", "key_ntrueInt"]:
                 col[name] = np.nan_to_num(col[name], nan=0.0, posinf=0.0, neginf=0.0)
     keep = ~bad if params["nan_policy"] == "drop_jet" else np.ones(n, dtype=bool)
@@ -133,7 +133,7 @@ def _skim_chunk(chunk, start: int, side: dict | None, source: str, params: dict,
     return {k: v[keep] for k, v in jets.items()}, {k: np.asarray(v)[keep] for k, v in keys.items()}
 
 
-def _counts(chunk):
+def _counts(chunk) -> np.ndarray:
     import awkward as ak
 
     return ak.to_numpy(ak.num(chunk["pfcand_ptrel"], axis=1))

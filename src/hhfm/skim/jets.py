@@ -20,45 +20,70 @@ INT_SCALARS = ["fj_nbHadrons", "fj_ncHadrons"]
 _CLASS_OF_LABEL = {FJ_LABEL[name]: i for i, name in enumerate(JET_CLASSES)}
 
 
-def _padded(x: ak.Array, n: int) -> np.ndarray:
-    """Jagged (N, var) -> float64 (N, n), truncated and zero-padded."""
-    return ak.to_numpy(ak.fill_none(ak.pad_none(x, n, axis=1, clip=True), 0.0)).astype(np.float64)
+def _flat(x: ak.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets (N+1,), flat content) of a var * float32 array, without copying when possible."""
+    layout = ak.to_layout(x)
+    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(layout.content, ak.contents.NumpyArray):
+        offsets = np.asarray(layout.offsets.data, dtype=np.int64)
+        return offsets - offsets[0], np.asarray(layout.content.data)[offsets[0]:offsets[-1]]
+    counts = ak.to_numpy(ak.num(x, axis=1)).astype(np.int64)
+    return np.concatenate([[0], np.cumsum(counts)]), ak.to_numpy(ak.flatten(x))
+
+
+def particle_gather(chunk: ak.Array, max_particles: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(index into the flat pfcand content (N, P), mask (N, P), counts (N,)): pT-descending, truncated."""
+    offsets, ptrel = _flat(chunk["pfcand_ptrel"])
+    counts = np.diff(offsets)
+    jet = np.repeat(np.arange(len(counts)), counts)
+    perm = np.arange(len(ptrel))
+    if len(ptrel) and np.any((np.diff(ptrel) > 0) & (jet[1:] == jet[:-1])):  # the record is sorted already
+        perm = np.lexsort((-ptrel.astype(np.float64), jet))
+    slot = np.arange(max_particles)
+    mask = slot[None, :] < counts[:, None]
+    index = np.where(mask, offsets[:-1, None] + slot[None, :], 0)
+    return perm[index] if len(perm) else index, mask, counts
 
 
 def particle_arrays(chunk: ak.Array, max_particles: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """(raw (N, P, 17) float64, vectors (N, P, 4) float64, mask (N, P) bool, raw pfcand (N, P) by branch)."""
-    order = ak.argsort(chunk["pfcand_ptrel"], axis=1, ascending=False, stable=True)
-    pf = {b: _padded(chunk[b][order], max_particles) for b in chunk.fields if b.startswith("pfcand_")}
-    n = ak.to_numpy(ak.num(chunk["pfcand_ptrel"], axis=1))
-    mask = np.arange(max_particles)[None, :] < n[:, None]
-    jet_pt = ak.to_numpy(chunk["fj_pt"]).astype(np.float64)[:, None]
-    jet_eta = ak.to_numpy(chunk["fj_eta"]).astype(np.float64)[:, None]
-    jet_phi = ak.to_numpy(chunk["fj_phi"]).astype(np.float64)[:, None]
+    """(raw (N, P, 17) float32, vectors (N, P, 4) float32, mask (N, P) bool, raw pfcand (N, P) by branch)."""
+    index, mask, _ = particle_gather(chunk, max_particles)
+    pf = {}
+    for b in chunk.fields:
+        if b.startswith("pfcand_"):
+            flat = _flat(chunk[b])[1]
+            pf[b] = np.where(mask, flat[index], np.float32(0)) if len(flat) else np.zeros(mask.shape, np.float32)
+    jet_pt = ak.to_numpy(chunk["fj_pt"]).astype(np.float32)[:, None]
+    jet_eta = ak.to_numpy(chunk["fj_eta"]).astype(np.float32)[:, None]
+    jet_phi = ak.to_numpy(chunk["fj_phi"]).astype(np.float32)[:, None]
     jet_m = ak.to_numpy(chunk["fj_mass"]).astype(np.float64)[:, None]
-    jet_e = np.sqrt((jet_pt * np.cosh(jet_eta)) ** 2 + jet_m**2)
+    jet_e = np.sqrt((jet_pt * np.cosh(jet_eta.astype(np.float64))) ** 2 + jet_m**2).astype(np.float32)
     ptrel, erel = pf["pfcand_ptrel"], pf["pfcand_erel"]
     pt, e = ptrel * jet_pt, erel * jet_e
-    deta = np.where(jet_eta >= 0, 1.0, -1.0) * pf["pfcand_etarel"]
+    deta = np.where(jet_eta >= 0, np.float32(1), np.float32(-1)) * pf["pfcand_etarel"]
     dphi = pf["pfcand_phirel"]
     eta, phi = jet_eta + deta, jet_phi + dphi
-    s = IMPACT_PARAMETER_SCALE
+    s = np.float32(IMPACT_PARAMETER_SCALE)
+    raw = np.zeros(mask.shape + (len(PARTICLE_FEATURE_NAMES),), dtype=np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):
         cols = {
-            "part_pt_log": np.log(pt), "part_e_log": np.log(e), "part_logptrel": np.log(ptrel),
-            "part_logerel": np.log(erel), "part_deltaR": pf["pfcand_deltaR"], "part_charge": pf["pfcand_charge"],
-            "part_isChargedHadron": pf["pfcand_isChargedHad"], "part_isNeutralHadron": pf["pfcand_isNeutralHad"],
-            "part_isPhoton": pf["pfcand_isGamma"], "part_isElectron": pf["pfcand_isEl"],
-            "part_isMuon": pf["pfcand_isMu"],
-            "part_d0": np.tanh(s * pf["pfcand_dxy"]),
-            "part_d0err": np.where(pf["pfcand_dxysig"] != 0, s * pf["pfcand_dxy"] / pf["pfcand_dxysig"], 0.0),
-            "part_dz": np.tanh(s * pf["pfcand_dz"]),
-            "part_dzerr": np.where(pf["pfcand_dzsig"] != 0, s * pf["pfcand_dz"] / pf["pfcand_dzsig"], 0.0),
-            "part_deta": deta, "part_dphi": dphi,
+            "part_pt_log": lambda: np.log(pt), "part_e_log": lambda: np.log(e),
+            "part_logptrel": lambda: np.log(ptrel), "part_logerel": lambda: np.log(erel),
+            "part_deltaR": lambda: pf["pfcand_deltaR"], "part_charge": lambda: pf["pfcand_charge"],
+            "part_isChargedHadron": lambda: pf["pfcand_isChargedHad"],
+            "part_isNeutralHadron": lambda: pf["pfcand_isNeutralHad"],
+            "part_isPhoton": lambda: pf["pfcand_isGamma"], "part_isElectron": lambda: pf["pfcand_isEl"],
+            "part_isMuon": lambda: pf["pfcand_isMu"],
+            "part_d0": lambda: np.tanh(s * pf["pfcand_dxy"]),
+            "part_d0err": lambda: np.where(pf["pfcand_dxysig"] != 0, s * pf["pfcand_dxy"] / pf["pfcand_dxysig"], 0),
+            "part_dz": lambda: np.tanh(s * pf["pfcand_dz"]),
+            "part_dzerr": lambda: np.where(pf["pfcand_dzsig"] != 0, s * pf["pfcand_dz"] / pf["pfcand_dzsig"], 0),
+            "part_deta": lambda: deta, "part_dphi": lambda: dphi,
         }
-    raw = np.stack([np.where(mask, cols[name], 0.0) for name in PARTICLE_FEATURE_NAMES], axis=-1)
+        for i, name in enumerate(PARTICLE_FEATURE_NAMES):
+            raw[..., i] = np.where(mask, cols[name](), np.float32(0))
     vectors = np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), e], axis=-1)
     vectors[~mask] = 0.0
-    return raw, vectors, mask, {b: np.where(mask, v, 0.0) for b, v in pf.items()}
+    return raw, vectors, mask, pf
 
 
 def jet_columns(chunk: ak.Array, p: dict) -> dict[str, np.ndarray]:
@@ -88,4 +113,4 @@ def jet_columns(chunk: ak.Array, p: dict) -> dict[str, np.ndarray]:
 
 def finish_particles(raw: np.ndarray, vectors: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Standardised float32 features and float32 vectors (non-finite values already handled)."""
-    return standardise_particles(raw, mask), vectors.astype(np.float32)
+    return standardise_particles(raw, mask), vectors.astype(np.float32, copy=False)

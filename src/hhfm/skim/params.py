@@ -20,6 +20,7 @@ DEFAULTS: dict = {
     "chunk_size": 20000,
     "reader": "uproot",
     "compression": "lzf",
+    "file_compression": "none",
     "opendata": {"signal_cross_section_pb": 1.0, "qcd_cross_section_pb": 8700.0},
 }
 WINDOW_MODES = ("pretraining", "events", "both")
@@ -48,7 +49,8 @@ def skim_params(raw: dict) -> dict:
     if p["min_jets"] > p["max_jets"]:
         raise ConfigError(f"skim.min_jets ({p['min_jets']}) exceeds skim.max_jets ({p['max_jets']})")
     for key, allowed in (("window_applies_to", WINDOW_MODES), ("nan_policy", NAN_POLICIES),
-                         ("reader", READERS), ("compression", COMPRESSIONS)):
+                         ("reader", READERS), ("compression", COMPRESSIONS),
+                         ("file_compression", COMPRESSIONS)):
         if p[key] not in allowed:
             raise ConfigError(f"skim.{key}: expected one of {list(allowed)}, got {p[key]!r}")
     fr = p["split_fractions"]
@@ -73,5 +75,6 @@ def window_for_events(p: dict) -> bool:
     return p["window_applies_to"] in ("events", "both")
 
 
-def h5_compression(p: dict) -> str | None:
-    return None if p["compression"] == "none" else p["compression"]
+def h5_compression(p: dict, key: str = "compression") -> str | None:
+    """HDF5 filter name for dataset.h5 (`compression`) or the per-file skims (`file_compression`)."""
+    return None if p[key] == "none" else p[key]

@@ -33,7 +33,7 @@ log = logging.getLogger("hhfm.skim")
 def open_tree(source: str):
     """Open `source` (local path or root:// / http URL) and return its `deepntuplizer/tree`, checked."""
     try:
-        f = uproot.open(source)
+        f = uproot.open(source, array_cache=None)  # no cross-chunk cache: memory bounded by chunk_size
     except FileNotFoundError as err:
         raise InputError(f"{source}: input file does not exist") from err
     except Exception as err:  # uproot raises ValueError/OSError/... for truncated or non-ROOT files
