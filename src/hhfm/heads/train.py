@@ -159,6 +159,22 @@ def epoch_order(n_train: int, min_events: int, key: list[int]) -> np.ndarray:
     return np.concatenate([rng.permutation(n_train) for _ in range(n_perm)])
 
 
+def train_epoch(model: EventClassifier, data: HeadData, optimizer: torch.optim.Optimizer, loss_fn: torch.nn.Module,
+                order: np.ndarray, batch_size: int, device: torch.device, desc: str = "train") -> float:
+    """One pass over training events `order` in batches -> mean training loss."""
+    model.train()
+    total, count = 0.0, 0
+    for i in tqdm(range(0, len(order), batch_size), desc=desc, leave=False, mininterval=5):
+        batch = data.batch("train", order[i : i + batch_size], device)
+        loss = loss_fn(model(batch).float(), batch["label"])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach()) * len(batch["label"])
+        count += len(batch["label"])
+    return total / count
+
+
 @torch.no_grad()
 def predict(model: EventClassifier, data: HeadData, split: str, batch_size: int, device: torch.device) -> np.ndarray:
     """Logits of all events of a split (eval mode)."""
@@ -237,23 +253,14 @@ def run(args: argparse.Namespace) -> None:
         for g in optimizer.param_groups:
             g["lr"] = g["base_lr"] * factor
         order = epoch_order(len(train), params["min_events_per_epoch"], seed_key + [epoch])
-        model.train()
-        total, count = 0.0, 0
-        for i in tqdm(range(0, len(order), bs), desc=f"epoch {epoch}", leave=False, mininterval=5):
-            batch = data.batch("train", order[i : i + bs], device)
-            loss = loss_fn(model(batch).float(), batch["label"])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(batch["label"])
-            count += len(batch["label"])
+        train_loss = train_epoch(model, data, optimizer, loss_fn, order, bs, device, desc=f"epoch {epoch}")
         val_logits = predict(model, data, "val", params["eval_batch_size"], device)
         val_label = data.splits["val"].label
         val_loss = bce(val_logits, val_label, pos_weight)
         if not math.isfinite(val_loss):
             raise InputError(f"{args.dataset}: validation loss is not finite at epoch {epoch} (bad inputs?)")
         dt = time.perf_counter() - t0
-        row = {"epoch": epoch, "train_loss": total / count, "val_loss": val_loss,
+        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                "val_auc": auc(val_logits, val_label), "lr": params["lr_head"] * factor, "time_s": dt}
         state["metrics"].append(row)
         log.info("epoch %d: train %.4f val %.4f auc %.4f (%.1fs)", epoch, row["train_loss"], val_loss, row["val_auc"], dt)
