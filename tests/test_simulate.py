@@ -293,3 +293,18 @@ def test_cli_reports_bad_sample_in_one_line(tmp_path):
     assert proc.returncode == 1
     assert "hhfm simulate: error:" in proc.stderr and "GravitonHH_M-5" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_pileup_particles_are_off_vertex_and_optional(tmp_path):
+    params = {**SMALL, "events_per_file": 30, "pileup": {"particles": True, "mean": 40.0}}
+    simulate_file(params, "QCD_Pt_470to600", 0, tmp_path / "pu.root", progress=False)
+    simulate_file({**params, "pileup": {"mean": 40.0}}, "QCD_Pt_470to600", 0, tmp_path / "nopu.root", progress=False)
+    pu, nopu = _arrays(tmp_path / "pu.root"), _arrays(tmp_path / "nopu.root")
+    ch_pu, ch_nopu = pu.pfcand_charge != 0, nopu.pfcand_charge != 0
+    assert ak.any(pu.pfcand_fromPV[ch_pu] == 0) and not ak.any(nopu.pfcand_fromPV[ch_nopu] == 0)
+    off = pu.pfcand_fromPV[ch_pu] == 0
+    assert ak.mean(np.abs(pu.pfcand_dz[ch_pu][off]) > 0.5) > 0.5  # pile-up vertices spread along z
+    assert ak.all(pu.pfcand_puppiw[ch_pu][off] == 0)
+    assert np.mean(pu.n_pfcands.to_numpy()) > np.mean(nopu.n_pfcands.to_numpy())
+    # pile-up keys are drawn per event in both cases, from the same profile
+    assert 20 < np.mean(nopu.ntrueInt.to_numpy()) < 60

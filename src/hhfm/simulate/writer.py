@@ -89,18 +89,18 @@ class TreeWriter:
     def __init__(self, path) -> None:
         import uproot
 
-        self.file = uproot.recreate(path)
+        self.file = uproot.recreate(path, compression=uproot.LZ4(1))  # ~4x faster than ZLIB, via cramjam
         self.tree = None
 
     def write(self, arrays: dict) -> None:
-        if self.tree is None:
+        if self.tree is None:  # declare types first: mktree(data) builds its metadata ~6x slower
+            types = {k: (v.type if isinstance(v, ak.Array) else v.dtype) for k, v in arrays.items()}
             self.tree = self.file.mktree(
-                TREE, arrays, title="tree",
+                TREE, types, title="tree",
                 counter_name=lambda group: COUNTERS[group][0],
                 field_name=lambda outer, inner: inner,
             )  # fmt: skip
-        else:
-            self.tree.extend(arrays)
+        self.tree.extend(arrays)
 
     def close(self) -> None:
         if self.tree is None:  # no jet at all: still write the tree with every branch, zero entries
