@@ -53,12 +53,19 @@ IMPACT_PARAMETER_SCALE = 10.0
 HLF_MASS_FLOOR_GEV = 1.0
 
 
+def particle_transform():
+    """(shift, scale, lo, hi) float32 arrays of length 17 from PARTICLE_FEATURES (None = identity, no clip)."""
+    import numpy as np
+
+    specs = [PARTICLE_FEATURES[n] or (0.0, 1.0, -np.inf, np.inf) for n in PARTICLE_FEATURE_NAMES]
+    return tuple(np.array(col, dtype=np.float32) for col in zip(*specs))
+
+
 def standardise_particles(raw, mask):
     """Apply PARTICLE_FEATURES' (shift, scale, clip) to raw (N, P, 17) inputs; padding (mask False) -> 0."""
     import numpy as np
 
-    specs = [PARTICLE_FEATURES[n] or (0.0, 1.0, -np.inf, np.inf) for n in PARTICLE_FEATURE_NAMES]
-    shift, scale, lo, hi = (np.array(col, dtype=np.float32) for col in zip(*specs))
+    shift, scale, lo, hi = particle_transform()
     out = np.subtract(raw, shift, dtype=np.float32)
     out *= scale
     np.clip(out, lo, hi, out=out)

@@ -22,7 +22,7 @@ from hhfm.features import PARTICLE_FEATURE_NAMES
 from hhfm.io import atomic_path, parse_params, setup_logging, write_json
 from hhfm.skim import cutflow as cf
 from hhfm.skim.h5append import append
-from hhfm.skim.jets import FLOAT_SCALARS, finish_particles, jet_columns, particle_arrays
+from hhfm.skim.jets import FLOAT_SCALARS, jet_columns, particle_arrays, standardise
 from hhfm.skim.params import h5_compression, skim_params
 from hhfm.skim.reader import BRANCHES, iterate_chunks, num_entries
 from hhfm.skim.sidecar import file_samples, jet_sample_and_weight, read_sidecar
@@ -81,23 +81,21 @@ def _skim_chunk(chunk, start: int, side: dict | None, source: str, params: dict,
     """Per-jet output arrays of one chunk after the NaN policy; updates `cutflow`."""
     n = len(chunk)
     cf.add(cutflow, "entries_read", n)
-    raw, vectors, mask, pf = particle_arrays(chunk, params["max_particles"])
+    raw, vectors, mask, pf_nonfinite = particle_arrays(chunk, params["max_particles"])
     col = jet_columns(chunk, params)
     cf.add(cutflow, "jets_particles_truncated", int((_counts(chunk) > params["max_particles"]).sum()))
     # --- NaN / inf: counted per input branch and per derived feature, then the policy --------------
-    bad = np.zeros(n, dtype=bool)
-    for b, v in pf.items():
-        cf.add(cutflow, f"nonfinite_values:{b}", int(v.size - np.isfinite(v).sum()))
+    for b, count in pf_nonfinite.items():
+        cf.add(cutflow, f"nonfinite_values:{b}", count)
     for b in BRANCHES:
         if not b.startswith("pfcand_") and np.asarray(chunk[b]).dtype.kind == "f":
             v = np.asarray(chunk[b])
             cf.add(cutflow, f"nonfinite_values:{b}", int(v.size - np.isfinite(v).sum()))
-    finite = np.isfinite(raw)
-    per_feature = finite.size // raw.shape[-1] - finite.sum(axis=(0, 1))
-    for name, count in zip(PARTICLE_FEATURE_NAMES, per_feature):
+    finite = np.isfinite(raw)  # (17, N, P)
+    for name, count in zip(PARTICLE_FEATURE_NAMES, finite[0].size - finite.sum(axis=(1, 2))):
         cf.add(cutflow, f"nonfinite_values:{name}", int(count))
-    bad |= ~finite.all(axis=(1, 2))
-    bad |= ~np.isfinite(vectors).all(axis=(1, 2)) | ~np.isfinite(col["hlf"]).all(axis=1)
+    finite_vec = np.isfinite(vectors)
+    bad = ~finite.all(axis=(0, 2)) | ~finite_vec.all(axis=(1, 2)) | ~np.isfinite(col["hlf"]).all(axis=1)
     for name in FLOAT_SCALARS + ["key_rho", "key_npv", "key_ntrueInt"]:
         bad |= ~np.isfinite(col[name])
     cf.add(cutflow, "jets_nonfinite", int(bad.sum()))
@@ -109,12 +107,12 @@ def _skim_chunk(chunk, start: int, side: dict | None, source: str, params: dict,
                              f"{start}-{start + n}); skim.nan_policy is 'error'")
         if policy == "zero":
             raw[~finite] = 0.0
-            vectors[~np.isfinite(vectors)] = 0.0
+            vectors[~finite_vec] = 0.0
             for name in FLOAT_SCALARS + ["hlf", "key_rho", "key_npv", "key_ntrueInt"]:
                 col[name] = np.nan_to_num(col[name], nan=0.0, posinf=0.0, neginf=0.0)
     keep = ~bad if params["nan_policy"] == "drop_jet" else np.ones(n, dtype=bool)
     cf.add(cutflow, "jets_dropped_nonfinite", int((~keep).sum()))
-    features, vectors = finish_particles(raw, vectors, mask)
+    features = standardise(raw, mask)
     sample, gen_weight = jet_sample_and_weight(side, col["key_sample_isQCD"], col["key_event_no"], source)
     # --- labels and window (counted over kept jets) ------------------------------------------------
     lx = col["label_xbb"][keep]

@@ -11,7 +11,7 @@ import awkward as ak
 import numpy as np
 
 from hhfm.features import (FJ_LABEL, HLF_MASS_FLOOR_GEV, IMPACT_PARAMETER_SCALE, JET_CLASSES,
-                           PARTICLE_FEATURE_NAMES, standardise_particles)
+                           PARTICLE_FEATURE_NAMES, particle_transform)
 
 #: float / int per-jet scalars copied to /jets/<name>
 FLOAT_SCALARS = ["fj_doubleb", "fj_pt", "fj_eta", "fj_phi", "fj_mass", "fj_sdmass", "fj_gen_pt"]
@@ -31,27 +31,35 @@ def _flat(x: ak.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 def particle_gather(chunk: ak.Array, max_particles: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(index into the flat pfcand content (N, P), mask (N, P), counts (N,)): pT-descending, truncated."""
+    """(index (N, P) into the flat pfcand content + one trailing 0 for padding, mask (N, P), counts (N,)).
+
+    Particles are pT-descending (the record's order; re-sorted only if a jet is not) and truncated.
+    """
     offsets, ptrel = _flat(chunk["pfcand_ptrel"])
     counts = np.diff(offsets)
     jet = np.repeat(np.arange(len(counts)), counts)
-    perm = np.arange(len(ptrel))
-    if len(ptrel) and np.any((np.diff(ptrel) > 0) & (jet[1:] == jet[:-1])):  # the record is sorted already
-        perm = np.lexsort((-ptrel.astype(np.float64), jet))
+    perm = np.arange(len(ptrel) + 1)
+    if len(ptrel) and np.any((np.diff(ptrel) > 0) & (jet[1:] == jet[:-1])):
+        perm[:-1] = np.lexsort((-ptrel.astype(np.float64), jet))
     slot = np.arange(max_particles)
     mask = slot[None, :] < counts[:, None]
-    index = np.where(mask, offsets[:-1, None] + slot[None, :], 0)
-    return perm[index] if len(perm) else index, mask, counts
+    index = perm[np.where(mask, offsets[:-1, None] + slot[None, :], len(ptrel))]
+    return index, mask, counts
 
 
 def particle_arrays(chunk: ak.Array, max_particles: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """(raw (N, P, 17) float32, vectors (N, P, 4) float32, mask (N, P) bool, raw pfcand (N, P) by branch)."""
+    """Raw ParT inputs (17, N, P) float32, vectors (N, P, 4) float32, mask (N, P), non-finite count per branch.
+
+    Padding is 0 everywhere (logs are evaluated on real particles only).
+    """
     index, mask, _ = particle_gather(chunk, max_particles)
-    pf = {}
+    pf, nonfinite = {}, {}
     for b in chunk.fields:
         if b.startswith("pfcand_"):
             flat = _flat(chunk[b])[1]
-            pf[b] = np.where(mask, flat[index], np.float32(0)) if len(flat) else np.zeros(mask.shape, np.float32)
+            nonfinite[b] = int(flat.size - np.count_nonzero(np.isfinite(flat)))
+            pf[b] = np.append(flat.astype(np.float32, copy=False), np.float32(0))[index]
+    n, P = mask.shape
     jet_pt = ak.to_numpy(chunk["fj_pt"]).astype(np.float32)[:, None]
     jet_eta = ak.to_numpy(chunk["fj_eta"]).astype(np.float32)[:, None]
     jet_phi = ak.to_numpy(chunk["fj_phi"]).astype(np.float32)[:, None]
@@ -59,31 +67,43 @@ def particle_arrays(chunk: ak.Array, max_particles: int) -> tuple[np.ndarray, np
     jet_e = np.sqrt((jet_pt * np.cosh(jet_eta.astype(np.float64))) ** 2 + jet_m**2).astype(np.float32)
     ptrel, erel = pf["pfcand_ptrel"], pf["pfcand_erel"]
     pt, e = ptrel * jet_pt, erel * jet_e
-    deta = np.where(jet_eta >= 0, np.float32(1), np.float32(-1)) * pf["pfcand_etarel"]
-    dphi = pf["pfcand_phirel"]
-    eta, phi = jet_eta + deta, jet_phi + dphi
-    s = np.float32(IMPACT_PARAMETER_SCALE)
-    raw = np.zeros(mask.shape + (len(PARTICLE_FEATURE_NAMES),), dtype=np.float32)
+    raw = np.zeros((len(PARTICLE_FEATURE_NAMES), n, P), dtype=np.float32)
+    col = {name: raw[i] for i, name in enumerate(PARTICLE_FEATURE_NAMES)}
     with np.errstate(divide="ignore", invalid="ignore"):
-        cols = {
-            "part_pt_log": lambda: np.log(pt), "part_e_log": lambda: np.log(e),
-            "part_logptrel": lambda: np.log(ptrel), "part_logerel": lambda: np.log(erel),
-            "part_deltaR": lambda: pf["pfcand_deltaR"], "part_charge": lambda: pf["pfcand_charge"],
-            "part_isChargedHadron": lambda: pf["pfcand_isChargedHad"],
-            "part_isNeutralHadron": lambda: pf["pfcand_isNeutralHad"],
-            "part_isPhoton": lambda: pf["pfcand_isGamma"], "part_isElectron": lambda: pf["pfcand_isEl"],
-            "part_isMuon": lambda: pf["pfcand_isMu"],
-            "part_d0": lambda: np.tanh(s * pf["pfcand_dxy"]),
-            "part_d0err": lambda: np.where(pf["pfcand_dxysig"] != 0, s * pf["pfcand_dxy"] / pf["pfcand_dxysig"], 0),
-            "part_dz": lambda: np.tanh(s * pf["pfcand_dz"]),
-            "part_dzerr": lambda: np.where(pf["pfcand_dzsig"] != 0, s * pf["pfcand_dz"] / pf["pfcand_dzsig"], 0),
-            "part_deta": lambda: deta, "part_dphi": lambda: dphi,
-        }
-        for i, name in enumerate(PARTICLE_FEATURE_NAMES):
-            raw[..., i] = np.where(mask, cols[name](), np.float32(0))
-    vectors = np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), e], axis=-1)
-    vectors[~mask] = 0.0
-    return raw, vectors, mask, pf
+        for name, x in (("part_pt_log", pt), ("part_e_log", e), ("part_logptrel", ptrel), ("part_logerel", erel)):
+            np.log(x, out=col[name], where=mask)
+        for name, branch in (("part_deltaR", "deltaR"), ("part_charge", "charge"),
+                             ("part_isChargedHadron", "isChargedHad"), ("part_isNeutralHadron", "isNeutralHad"),
+                             ("part_isPhoton", "isGamma"), ("part_isElectron", "isEl"), ("part_isMuon", "isMu"),
+                             ("part_dphi", "phirel")):
+            col[name][...] = pf[f"pfcand_{branch}"]
+        np.multiply(np.where(jet_eta >= 0, np.float32(1), np.float32(-1)), pf["pfcand_etarel"], out=col["part_deta"])
+        s = np.float32(IMPACT_PARAMETER_SCALE)
+        for ip, name in (("dxy", "part_d0"), ("dz", "part_dz")):
+            np.tanh(s * pf[f"pfcand_{ip}"], out=col[name])
+            sig = pf[f"pfcand_{ip}sig"]
+            np.divide(s * pf[f"pfcand_{ip}"], sig, out=col[f"{name}err"], where=sig != 0)
+    eta, phi = jet_eta + col["part_deta"], jet_phi + col["part_dphi"]
+    vectors = np.empty((n, P, 4), dtype=np.float32)
+    vectors[..., 0] = pt * np.cos(phi)
+    vectors[..., 1] = pt * np.sin(phi)
+    vectors[..., 2] = pt * np.sinh(eta)
+    vectors[..., 3] = e
+    vectors *= mask[..., None]
+    return raw, vectors, mask, nonfinite
+
+
+def standardise(raw: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """features.PARTICLE_FEATURES transform of raw (17, N, P) inputs -> (N, P, 17) float32, padding 0."""
+    shift, scale, lo, hi = particle_transform()
+    for i in range(len(raw)):
+        if scale[i] != 1 or shift[i] != 0 or np.isfinite(lo[i]) or np.isfinite(hi[i]):
+            x = raw[i]
+            x -= shift[i]
+            x *= scale[i]
+            np.clip(x, lo[i], hi[i], out=x)
+            x *= mask
+    return np.ascontiguousarray(raw.transpose(1, 2, 0))
 
 
 def jet_columns(chunk: ak.Array, p: dict) -> dict[str, np.ndarray]:
@@ -109,8 +129,3 @@ def jet_columns(chunk: ak.Array, p: dict) -> dict[str, np.ndarray]:
     for key in ("sample_isQCD", "event_no", "rho", "npv", "ntrueInt", "jet_no"):
         out[f"key_{key}"] = col[key]
     return out
-
-
-def finish_particles(raw: np.ndarray, vectors: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Standardised float32 features and float32 vectors (non-finite values already handled)."""
-    return standardise_particles(raw, mask), vectors.astype(np.float32, copy=False)
