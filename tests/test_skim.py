@@ -367,3 +367,19 @@ def test_tiny_dataset_from_simulation(tiny_dataset):
         assert np.isfinite(feats).all() and np.abs(feats).max() <= 5.0 + 1e-6
         assert (f["jets/mask"][:200].sum(axis=1) > 0).all()
         assert len(jet_rows(f, "train")) > 0 and (lx[jet_rows(f, "train")] >= 0).all()
+
+
+def test_failed_runs_leave_previous_outputs_untouched(tmp_path):
+    out = tmp_path / "o.h5"
+    out.write_bytes(b"previous result")
+    root = rf.write_record_file(tmp_path / "bad.root", rf.random_jets(3), drop=("pfcand_erel",))
+    with pytest.raises(InputError, match=r"bad\.root.*pfcand_erel"):
+        skim_file(str(root), None, out, skim_params({}))
+    assert out.read_bytes() == b"previous result"
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5")
+    ds = tmp_path / "dataset.h5"
+    ds.write_bytes(b"previous dataset")
+    with pytest.raises(InputError, match=r"junk\.h5"):
+        merge([str(tmp_path / "junk.h5")], str(ds), str(tmp_path / "c.csv"), str(tmp_path / "n.csv"), skim_params({}))
+    assert ds.read_bytes() == b"previous dataset" and not (tmp_path / "c.csv").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.root", "dataset.h5", "junk.h5", "o.h5"]

@@ -98,8 +98,12 @@ def merge(inputs: list[str], output: str, cutflow_csv: str, counts_csv: str, p: 
     eligible = c["in_window"] if window_for_events(p) else np.ones(n_jets, dtype=bool)
     n_elig = np.bincount(group, weights=eligible, minlength=n_groups).astype(np.int64)
     # two jets with the same jet_no in one group = two events sharing a key: drop (counted)
-    pair = np.stack([group, c["jet_no"].astype(np.int64)], axis=1)
-    _, first = np.unique(pair, axis=0, return_index=True)
+    jet_no = c["jet_no"].astype(np.int64)
+    span = int(jet_no.max()) + 1 if n_jets else 1
+    if n_groups * span < 2**62:  # one int64 per (group, jet_no): much faster than a 2-column unique
+        _, first = np.unique(group.astype(np.int64) * span + jet_no, return_index=True)
+    else:
+        _, first = np.unique(np.stack([group, jet_no], axis=1), axis=0, return_index=True)
     dup = np.ones(n_jets, dtype=bool)
     dup[first] = False
     collision = np.zeros(n_groups, dtype=bool)
