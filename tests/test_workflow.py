@@ -223,8 +223,8 @@ def tiny_run(tmp_path_factory) -> dict:
     """The tiny config run end to end: through `--profile slurm` when a cluster is up, else locally."""
     workdir = tmp_path_factory.mktemp("tiny_run")
     use_slurm = SLURM_REQUIRED or slurm_available()
-    common = ["--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile", str(TINY)]
-    planned = job_counts(smk(*common, "-n", "all", check=True).stdout)
+    common = ["--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)]
+    planned = job_counts(smk("all", *common, *configs(), "-n", check=True).stdout)
     if use_slurm:
         run_args = [
             "--profile", str(REPO / "profiles/slurm"), "--jobs", "2",
@@ -233,9 +233,14 @@ def tiny_run(tmp_path_factory) -> dict:
     else:
         run_args = ["--cores", "2", "--resources", "gpu=1"]
     t0 = time.perf_counter()
-    proc = smk(*common, *run_args, "all", timeout=1800)
+    proc = smk("all", *common, *configs(), *run_args, timeout=1800)  # targets first: --resources takes a list
     return {"workdir": workdir, "common": common, "planned": planned, "proc": proc, "slurm": use_slurm,
             "wall_s": time.perf_counter() - t0}
+
+
+def configs(*overlays: Path) -> list[str]:
+    """`--configfile` with the tiny config and overlays (one flag: a second one would replace it)."""
+    return ["--configfile", str(TINY), *map(str, overlays)]
 
 
 def completed(tiny_run: dict) -> Path:
@@ -270,7 +275,7 @@ def test_tiny_run_on_slurm(tiny_run):
 
 def check_final_outputs(tiny_run: dict) -> None:
     workdir = tiny_run["workdir"]
-    again = smk(*tiny_run["common"], "-n", "all", check=True)
+    again = smk("all", *tiny_run["common"], *configs(), "-n", check=True)
     assert not job_counts(again.stdout), f"a completed run still has jobs to do:\n{again.stdout[-3000:]}"
     plots = sorted((workdir / "results/plots").glob("*.p*"))
     assert plots and all(p.stat().st_size > 0 for p in plots)
@@ -307,7 +312,7 @@ def changed_option(section: str, skip: tuple[str, ...] = ()) -> tuple[str, objec
 def rerun_plan(tiny_run: dict, tmp_path: Path, overlay: dict) -> collections.Counter:
     path = tmp_path / "overlay.yaml"
     path.write_text(yaml.safe_dump(overlay))
-    proc = smk(*tiny_run["common"], "--configfile", str(path), "-n", "all", check=True)
+    proc = smk("all", *tiny_run["common"], *configs(path), "-n", check=True)
     return job_counts(proc.stdout)
 
 
@@ -336,20 +341,20 @@ def test_killed_training_resumes_from_checkpoint(tiny_run, tmp_path):
     workdir = completed(tiny_run)
     # enough epochs (no early stopping) to catch the run in the middle
     overlay = tmp_path / "long.yaml"
-    overlay.write_text(yaml.safe_dump({"heads": {"max_epochs": 12, "patience": 0, "min_events_per_epoch": 4096}}))
+    overlay.write_text(yaml.safe_dump({"heads": {"max_epochs": 6, "patience": 0, "min_events_per_epoch": 2048}}))
     run_dir = workdir / "results/heads/standard/f1_s0"
     target = str((run_dir / "scores.parquet").relative_to(workdir))
-    args = [*tiny_run["common"], "--configfile", str(overlay), "--cores", "2", "--resources", "gpu=1"]
+    args = [*tiny_run["common"], *configs(overlay), "--cores", "2", "--resources", "gpu=1"]
 
     shutil.rmtree(run_dir)
-    smk(*args, target, check=True)  # uninterrupted reference
+    smk(target, *args, check=True)  # uninterrupted reference
     reference = {name: (run_dir / name).read_bytes() for name in ("scores.parquet", "metrics.csv", "run.json")}
     ref_scores = pd.read_parquet(run_dir / "scores.parquet")
     ref_metrics = pd.read_csv(run_dir / "metrics.csv")
     assert reference
 
     shutil.rmtree(run_dir)
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", *args, target], cwd=workdir,
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", target, *args], cwd=workdir,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
     try:
@@ -367,7 +372,7 @@ def test_killed_training_resumes_from_checkpoint(tiny_run, tmp_path):
     assert killed_at < len(ref_metrics)
 
     smk(*tiny_run["common"], "--unlock", check=True)
-    resumed = smk(*args, "--rerun-incomplete", target, check=True)
+    resumed = smk(target, "--rerun-incomplete", *args, check=True)
     log = (workdir / "logs/train_head/standard/f1_s0.log")
     log_text = log.read_text() if log.exists() else resumed.stderr
     assert re.search(r"resuming .*checkpoint\.pt from epoch [1-9]", log_text), log_text[-3000:]
