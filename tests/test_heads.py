@@ -139,7 +139,7 @@ def test_parse_model_and_head_shapes():
 
 def test_frozen_backbone_stays_bit_identical(dataset, backbone, embed_dim, tmp_path):
     """Frozen with the backbone in the loop (no cache): weights and BatchNorm buffers never change."""
-    assert train_head("embedding-frozen", tmp_path / "run", dataset, backbone, params={"max_epochs": 2}) == 0
+    assert train_head("embedding-frozen", tmp_path / "run", dataset, backbone, fraction=0.2, params={"max_epochs": 2}) == 0
     ref, _ = load_tagger(backbone)
     after = tagger_state(tmp_path / "run" / "checkpoint.pt")
     assert after.keys() == ref.state_dict().keys()
@@ -172,7 +172,8 @@ def test_finetuned_starts_from_checkpoint_and_changes(dataset, backbone, tmp_pat
     ref = load_tagger(backbone)[0].state_dict()
     model = build_model("embedding", "finetuned", {**DEFAULTS, **PARAMS}, [7, 0], backbone=str(backbone))
     assert all(torch.equal(model.tagger.state_dict()[k], t) for k, t in ref.items())
-    assert train_head("embedding-finetuned", tmp_path / "run", dataset, backbone, params={"max_epochs_backbone": 1}) == 0
+    assert train_head("embedding-finetuned", tmp_path / "run", dataset, backbone, fraction=0.2,
+                      params={"max_epochs_backbone": 1}) == 0
     after = tagger_state(tmp_path / "run" / "checkpoint.pt")
     changed = [k for k, t in ref.items() if t.is_floating_point() and not torch.equal(after[k], t)]
     assert len(changed) > len(ref) // 2, f"only {len(changed)} of {len(ref)} tensors changed"
