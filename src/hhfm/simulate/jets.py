@@ -155,13 +155,18 @@ def nsubjettiness(reco: Reco, cons: np.ndarray, ncons: np.ndarray, axes: list[ak
     norm = np.maximum(np.bincount(jet, pt, n) * R, 1e-12)
     tau = np.zeros((n, 3))
     for k, ax in enumerate(axes):
-        padded = ak.pad_none(ax, k + 1, axis=1, clip=True)
+        counts = ak.to_numpy(ak.num(ax, axis=1))
+        flat = {f: ak.to_numpy(ak.flatten(ax[f])) for f in ("px", "py", "pz")}
+        apt = np.hypot(flat["px"], flat["py"])
+        aeta_flat = np.arcsinh(flat["pz"] / np.maximum(apt, 1e-9))
+        aphi_flat = np.arctan2(flat["py"], flat["px"])
+        start = np.concatenate([[0], np.cumsum(counts)[:-1]])
         best = np.full(len(pt), np.inf)
         for a in range(k + 1):
-            apx, apy, apz = (ak.to_numpy(ak.fill_none(padded[:, a][f], np.nan)) for f in ("px", "py", "pz"))
-            apt = np.hypot(apx, apy)
-            aeta = np.arcsinh(apz / np.maximum(apt, 1e-9))
-            aphi = np.arctan2(apy, apx)
+            has = counts > a
+            idx = np.where(has, start + a, 0)
+            aeta = np.where(has, aeta_flat[idx] if len(aeta_flat) else 0.0, np.nan)
+            aphi = np.where(has, aphi_flat[idx] if len(aphi_flat) else 0.0, np.nan)
             dr = np.hypot(eta - aeta[jet], (phi - aphi[jet] + np.pi) % (2 * np.pi) - np.pi)
             best = np.fmin(best, dr)
         best = np.where(np.isfinite(best), best, 0.0)
