@@ -144,7 +144,7 @@ def test_stage_target_dry_runs(target):
 
 
 def test_dry_run_paper_overlay():
-    proc = smk("-n", "--configfile", str(PAPER), "all", check=True)
+    proc = smk("all", "-n", "--configfile", str(PAPER), check=True)
     paper = yaml.safe_load(PAPER.read_text())
     assert len(paper["heads"]["fractions"]) == 17 and len(paper["heads"]["seeds"]) == 4
     assert min(paper["heads"]["fractions"]) == pytest.approx(1e-4) and max(paper["heads"]["fractions"]) == 1
