@@ -18,11 +18,10 @@ import numpy as np
 from tqdm import tqdm
 
 from hhfm.errors import InputError
-from hhfm.features import PARTICLE_FEATURE_NAMES
 from hhfm.io import atomic_path, parse_params, setup_logging, write_json
 from hhfm.skim import cutflow as cf
 from hhfm.skim.h5append import append
-from hhfm.skim.jets import FLOAT_SCALARS, jet_columns, particle_arrays, standardise
+from hhfm.skim.jets import FLOAT_SCALARS, jet_columns, particle_arrays
 from hhfm.skim.params import h5_compression, skim_params
 from hhfm.skim.reader import BRANCHES, iterate_chunks, num_entries
 from hhfm.skim.sidecar import file_samples, jet_sample_and_weight, read_sidecar
@@ -81,38 +80,29 @@ def _skim_chunk(chunk, start: int, side: dict | None, source: str, params: dict,
     """Per-jet output arrays of one chunk after the NaN policy; updates `cutflow`."""
     n = len(chunk)
     cf.add(cutflow, "entries_read", n)
-    raw, vectors, mask, pf_nonfinite = particle_arrays(chunk, params["max_particles"])
+    features, vectors, mask, bad, nonfinite = particle_arrays(chunk, params["max_particles"])
     col = jet_columns(chunk, params)
     cf.add(cutflow, "jets_particles_truncated", int((_counts(chunk) > params["max_particles"]).sum()))
     # --- NaN / inf: counted per input branch and per derived feature, then the policy --------------
-    for b, count in pf_nonfinite.items():
-        cf.add(cutflow, f"nonfinite_values:{b}", count)
     for b in BRANCHES:
         if not b.startswith("pfcand_") and np.asarray(chunk[b]).dtype.kind == "f":
             v = np.asarray(chunk[b])
-            cf.add(cutflow, f"nonfinite_values:{b}", int(v.size - np.isfinite(v).sum()))
-    finite = np.isfinite(raw)  # (17, N, P)
-    for name, count in zip(PARTICLE_FEATURE_NAMES, finite[0].size - finite.sum(axis=(1, 2))):
-        cf.add(cutflow, f"nonfinite_values:{name}", int(count))
-    finite_vec = np.isfinite(vectors)
-    bad = ~finite.all(axis=(0, 2)) | ~finite_vec.all(axis=(1, 2)) | ~np.isfinite(col["hlf"]).all(axis=1)
+            nonfinite[b] = int(v.size - np.isfinite(v).sum())
+    for name, count in nonfinite.items():
+        cf.add(cutflow, f"nonfinite_values:{name}", count)
+    bad = bad | ~np.isfinite(col["hlf"]).all(axis=1)
     for name in FLOAT_SCALARS + ["key_rho", "key_npv", "key_ntrueInt"]:
         bad |= ~np.isfinite(col[name])
     cf.add(cutflow, "jets_nonfinite", int(bad.sum()))
     if bad.any():
-        policy = params["nan_policy"]
-        if policy == "error":
+        if params["nan_policy"] == "error":
             names = sorted({k.split(":", 1)[1] for k, v in cutflow.items() if k.startswith("nonfinite_values:") and v})
             raise InputError(f"{source}: non-finite values in {', '.join(names)} ({int(bad.sum())} jets in entries "
                              f"{start}-{start + n}); skim.nan_policy is 'error'")
-        if policy == "zero":
-            raw[~finite] = 0.0
-            vectors[~finite_vec] = 0.0
-            for name in FLOAT_SCALARS + ["hlf", "key_rho", "key_npv", "key_ntrueInt"]:
-                col[name] = np.nan_to_num(col[name], nan=0.0, posinf=0.0, neginf=0.0)
+        for name in FLOAT_SCALARS + ["hlf", "key_rho", "key_npv", "key_ntrueInt"]:  # particles: zeroed already
+            col[name] = np.nan_to_num(col[name], nan=0.0, posinf=0.0, neginf=0.0)
     keep = ~bad if params["nan_policy"] == "drop_jet" else np.ones(n, dtype=bool)
     cf.add(cutflow, "jets_dropped_nonfinite", int((~keep).sum()))
-    features = standardise(raw, mask)
     sample, gen_weight = jet_sample_and_weight(side, col["key_sample_isQCD"], col["key_event_no"], source)
     # --- labels and window (counted over kept jets) ------------------------------------------------
     lx = col["label_xbb"][keep]
@@ -128,6 +118,8 @@ def _skim_chunk(chunk, start: int, side: dict | None, source: str, params: dict,
                                                     "in_window"]})
     keys = {k: col[f"key_{k}"] for k in ("sample_isQCD", "event_no", "rho", "npv", "ntrueInt", "jet_no")}
     keys.update(sample=sample, gen_weight=gen_weight, entry=np.arange(start, start + n, dtype=np.int64))
+    if keep.all():  # no copy of the big arrays
+        return jets, keys
     return {k: v[keep] for k, v in jets.items()}, {k: np.asarray(v)[keep] for k, v in keys.items()}
 
 

@@ -30,80 +30,82 @@ def _flat(x: ak.Array) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([[0], np.cumsum(counts)]), ak.to_numpy(ak.flatten(x))
 
 
-def particle_gather(chunk: ak.Array, max_particles: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(index (N, P) into the flat pfcand content + one trailing 0 for padding, mask (N, P), counts (N,)).
+def particle_gather(offsets: np.ndarray, ptrel: np.ndarray, max_particles: int) -> tuple[np.ndarray, np.ndarray]:
+    """(index (N, P) into flat particle rows, where row M (one past the end) is the zero padding row; mask (N, P)).
 
-    Particles are pT-descending (the record's order; re-sorted only if a jet is not) and truncated.
+    Particles are pT-descending (the record's order; re-sorted only if some jet is not) and truncated.
     """
-    offsets, ptrel = _flat(chunk["pfcand_ptrel"])
     counts = np.diff(offsets)
-    jet = np.repeat(np.arange(len(counts)), counts)
     perm = np.arange(len(ptrel) + 1)
-    if len(ptrel) and np.any((np.diff(ptrel) > 0) & (jet[1:] == jet[:-1])):
-        perm[:-1] = np.lexsort((-ptrel.astype(np.float64), jet))
+    if len(ptrel) > 1:
+        jet = np.repeat(np.arange(len(counts)), counts)
+        if np.any((np.diff(ptrel) > 0) & (jet[1:] == jet[:-1])):
+            perm[:-1] = np.lexsort((-ptrel.astype(np.float64), jet))
     slot = np.arange(max_particles)
     mask = slot[None, :] < counts[:, None]
-    index = perm[np.where(mask, offsets[:-1, None] + slot[None, :], len(ptrel))]
-    return index, mask, counts
+    return perm[np.where(mask, offsets[:-1, None] + slot[None, :], len(ptrel))], mask
 
 
-def particle_arrays(chunk: ak.Array, max_particles: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """Raw ParT inputs (17, N, P) float32, vectors (N, P, 4) float32, mask (N, P), non-finite count per branch.
+def particle_arrays(chunk: ak.Array, max_particles: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Standardised features (N, P, 17), vectors (N, P, 4), mask (N, P), bad (N,), non-finite counts.
 
-    Padding is 0 everywhere (logs are evaluated on real particles only).
+    Everything is computed once per real particle on the flat arrays, then gathered into the padded
+    layout (padding = an all-zero row). Non-finite raw values are set to 0 before standardisation and
+    reported: `bad` flags jets with one among their stored particles; counts are per input branch and
+    per derived feature, over all particles.
     """
-    index, mask, _ = particle_gather(chunk, max_particles)
-    pf, nonfinite = {}, {}
-    for b in chunk.fields:
-        if b.startswith("pfcand_"):
-            flat = _flat(chunk[b])[1]
-            nonfinite[b] = int(flat.size - np.count_nonzero(np.isfinite(flat)))
-            pf[b] = np.append(flat.astype(np.float32, copy=False), np.float32(0))[index]
-    n, P = mask.shape
-    jet_pt = ak.to_numpy(chunk["fj_pt"]).astype(np.float32)[:, None]
-    jet_eta = ak.to_numpy(chunk["fj_eta"]).astype(np.float32)[:, None]
-    jet_phi = ak.to_numpy(chunk["fj_phi"]).astype(np.float32)[:, None]
-    jet_m = ak.to_numpy(chunk["fj_mass"]).astype(np.float64)[:, None]
+    offsets, ptrel = _flat(chunk["pfcand_ptrel"])
+    pf = {b: _flat(chunk[b])[1].astype(np.float32, copy=False) for b in chunk.fields if b.startswith("pfcand_")}
+    nonfinite = {b: int(v.size - np.count_nonzero(np.isfinite(v))) for b, v in pf.items()}
+    jet = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    jet_pt = ak.to_numpy(chunk["fj_pt"]).astype(np.float32)
+    jet_eta = ak.to_numpy(chunk["fj_eta"]).astype(np.float32)
+    jet_phi = ak.to_numpy(chunk["fj_phi"]).astype(np.float32)
+    jet_m = ak.to_numpy(chunk["fj_mass"]).astype(np.float64)
     jet_e = np.sqrt((jet_pt * np.cosh(jet_eta.astype(np.float64))) ** 2 + jet_m**2).astype(np.float32)
+    m = len(jet)
     ptrel, erel = pf["pfcand_ptrel"], pf["pfcand_erel"]
-    pt, e = ptrel * jet_pt, erel * jet_e
-    raw = np.zeros((len(PARTICLE_FEATURE_NAMES), n, P), dtype=np.float32)
-    col = {name: raw[i] for i, name in enumerate(PARTICLE_FEATURE_NAMES)}
-    with np.errstate(divide="ignore", invalid="ignore"):
+    pt, e = ptrel * jet_pt[jet], erel * jet_e[jet]
+    deta = np.where(jet_eta >= 0, np.float32(1), np.float32(-1))[jet] * pf["pfcand_etarel"]
+    dphi = pf["pfcand_phirel"]
+    raw = np.zeros((len(PARTICLE_FEATURE_NAMES), m + 1), dtype=np.float32)  # feature-major; last column: padding
+    col = {name: raw[i, :m] for i, name in enumerate(PARTICLE_FEATURE_NAMES)}
+    s = np.float32(IMPACT_PARAMETER_SCALE)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for name, x in (("part_pt_log", pt), ("part_e_log", e), ("part_logptrel", ptrel), ("part_logerel", erel)):
-            np.log(x, out=col[name], where=mask)
-        for name, branch in (("part_deltaR", "deltaR"), ("part_charge", "charge"),
-                             ("part_isChargedHadron", "isChargedHad"), ("part_isNeutralHadron", "isNeutralHad"),
-                             ("part_isPhoton", "isGamma"), ("part_isElectron", "isEl"), ("part_isMuon", "isMu"),
-                             ("part_dphi", "phirel")):
-            col[name][...] = pf[f"pfcand_{branch}"]
-        np.multiply(np.where(jet_eta >= 0, np.float32(1), np.float32(-1)), pf["pfcand_etarel"], out=col["part_deta"])
-        s = np.float32(IMPACT_PARAMETER_SCALE)
+            np.log(x, out=col[name])
+        for name, x in (("part_deltaR", pf["pfcand_deltaR"]), ("part_charge", pf["pfcand_charge"]),
+                        ("part_isChargedHadron", pf["pfcand_isChargedHad"]),
+                        ("part_isNeutralHadron", pf["pfcand_isNeutralHad"]), ("part_isPhoton", pf["pfcand_isGamma"]),
+                        ("part_isElectron", pf["pfcand_isEl"]), ("part_isMuon", pf["pfcand_isMu"]),
+                        ("part_deta", deta), ("part_dphi", dphi)):
+            col[name][...] = x
         for ip, name in (("dxy", "part_d0"), ("dz", "part_dz")):
-            np.tanh(s * pf[f"pfcand_{ip}"], out=col[name])
-            sig = pf[f"pfcand_{ip}sig"]
-            np.divide(s * pf[f"pfcand_{ip}"], sig, out=col[f"{name}err"], where=sig != 0)
-    eta, phi = jet_eta + col["part_deta"], jet_phi + col["part_dphi"]
-    vectors = np.empty((n, P, 4), dtype=np.float32)
-    vectors[..., 0] = pt * np.cos(phi)
-    vectors[..., 1] = pt * np.sin(phi)
-    vectors[..., 2] = pt * np.sinh(eta)
-    vectors[..., 3] = e
-    vectors *= mask[..., None]
-    return raw, vectors, mask, nonfinite
-
-
-def standardise(raw: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """features.PARTICLE_FEATURES transform of raw (17, N, P) inputs -> (N, P, 17) float32, padding 0."""
+            d, sig = s * pf[f"pfcand_{ip}"], pf[f"pfcand_{ip}sig"]
+            np.tanh(d, out=col[name])
+            np.divide(d, sig, out=col[f"{name}err"], where=sig != 0)
+        eta, phi = jet_eta[jet] + deta, jet_phi[jet] + dphi
+        vec = np.zeros((4, m + 1), dtype=np.float32)
+        vec[0, :m], vec[1, :m], vec[2, :m], vec[3, :m] = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), e
+    finite = np.isfinite(raw)
+    for name, count in zip(PARTICLE_FEATURE_NAMES, raw.shape[1] - finite.sum(axis=1)):
+        nonfinite[name] = int(count)
+    vec_finite = np.isfinite(vec)
+    row_bad = ~finite.all(axis=0) | ~vec_finite.all(axis=0)
+    if row_bad.any():
+        raw[~finite] = 0.0
+        vec[~vec_finite] = 0.0
     shift, scale, lo, hi = particle_transform()
     for i in range(len(raw)):
-        if scale[i] != 1 or shift[i] != 0 or np.isfinite(lo[i]) or np.isfinite(hi[i]):
-            x = raw[i]
+        if shift[i] != 0 or scale[i] != 1 or np.isfinite(lo[i]) or np.isfinite(hi[i]):
+            x = raw[i, :m]
             x -= shift[i]
             x *= scale[i]
             np.clip(x, lo[i], hi[i], out=x)
-            x *= mask
-    return np.ascontiguousarray(raw.transpose(1, 2, 0))
+    index, mask = particle_gather(offsets, ptrel, max_particles)
+    features = np.take(np.ascontiguousarray(raw.T), index, axis=0)
+    vectors = np.take(np.ascontiguousarray(vec.T), index, axis=0)
+    return features, vectors, mask, row_bad[index].any(axis=1), nonfinite
 
 
 def jet_columns(chunk: ak.Array, p: dict) -> dict[str, np.ndarray]:
