@@ -106,8 +106,11 @@ def _read_rows(ds, rows: np.ndarray, chunk: int = 16384) -> np.ndarray:
     return out
 
 
-def load_split(path: str, split: str, task: str, limit: int = 0) -> dict[str, torch.Tensor]:
-    """Labelled, in-window jets of one split: x, v, mask, label_xbb, label_class, rows, + task targets."""
+def load_split(path: str, split: str, task: str, limit: int = 0, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Labelled, in-window jets of one split: x, v, mask, label_xbb, label_class, rows, + task targets.
+
+    `limit` > 0 keeps a random subset (fixed by `seed`) of that many jets.
+    """
     label = "label_xbb" if task == "xbb" else "label_class"
     with open_dataset(path) as f:
         jets = f["jets"]
@@ -118,8 +121,8 @@ def load_split(path: str, split: str, task: str, limit: int = 0) -> dict[str, to
         if missing:
             raise InputError(f"{path}: missing dataset(s) {['/jets/' + n for n in missing]}")
         rows = jet_rows(f, split, require_label=label)
-        if limit:
-            rows = rows[:limit]
+        if 0 < limit < len(rows):
+            rows = np.sort(np.random.default_rng(seed).choice(rows, limit, replace=False))
         if not len(rows):
             raise InputError(f"{path}: no labelled in-window jets in split {split!r} for task {task!r} ({label} >= 0)")
         data = {name: _read_rows(jets[name], rows) for name in needed if name not in ("in_window", "split")}
@@ -246,7 +249,7 @@ class TaskLoss:
         if task == "xbb":
             y = train["label_xbb"].float()
             n_pos, n_neg = float(y.sum()), float(len(y) - y.sum())
-            pw = n_neg / n_pos if cfg["class_weights"] and n_pos > 0 else 1.0
+            pw = n_neg / n_pos if cfg["class_weights"] and n_pos > 0 and n_neg > 0 else 1.0
             self.pos_weight = torch.tensor(pw, device=device)
             self.meta["pos_weight"] = pw
         else:
@@ -348,7 +351,7 @@ def train(cfg: dict, dataset: str, outdir: Path, stop_after: int = 0) -> bool:
     task = cfg["task"]
     t_start = time.perf_counter()
 
-    train_d = load_split(dataset, "train", task, cfg["max_train_jets"])
+    train_d = load_split(dataset, "train", task, cfg["max_train_jets"], cfg["seed"])
     val_d = load_split(dataset, "val", task)
     loss_fn = TaskLoss(task, train_d, cfg, device)
     y_train, y_val = loss_fn.targets(train_d), loss_fn.targets(val_d)

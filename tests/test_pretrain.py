@@ -1,0 +1,176 @@
+"""Pretrain stage on the real tiny dataset: outputs, learning, tasks, resume after a real kill, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from fixtures_pretrain import TINY_PRETRAIN_PARAMS, tiny_model_section
+from hhfm.dataset import jet_rows
+from hhfm.errors import ConfigError, InputError
+from hhfm.features import JET_CLASSES, SPLITS
+from hhfm.models import TASK_OUTPUTS, load_tagger
+from hhfm.pretrain import background_rejection, lr_factor, roc_auc, stage_config, train
+
+#: small and fast: a subset of the train split, one or two epochs
+QUICK = {**TINY_PRETRAIN_PARAMS, "max_train_jets": 160, "batch_size": 32}
+
+
+def quick_cfg(**kw) -> dict:
+    return stage_config({**QUICK, "model": tiny_model_section(), **kw})
+
+
+def test_outputs_follow_the_contract(tiny_pretrain_dir, tiny_dataset):
+    metrics = pd.read_csv(tiny_pretrain_dir / "metrics.csv")
+    assert list(metrics.columns) == ["epoch", "train_loss", "val_loss", "val_auc", "val_rej50", "val_rej90", "lr",
+                                     "time_s"]
+    assert metrics["epoch"].tolist() == [1] and np.isfinite(metrics[["train_loss", "val_loss"]]).all().all()
+    scores = pd.read_parquet(tiny_pretrain_dir / "jet_scores.parquet")
+    assert list(scores.columns) == ["jet", "score", "label_xbb", "label_class", "fj_doubleb", "fj_pt", "fj_sdmass"]
+    assert scores["score"].between(0, 1).all()
+    with h5py.File(tiny_dataset) as f:
+        jets = f["jets"]
+        rows = scores["jet"].to_numpy()
+        assert (jets["split"][:][rows] == SPLITS["test"]).all() and (jets["label_xbb"][:][rows] >= 0).all()
+        assert np.allclose(jets["fj_pt"][:][rows], scores["fj_pt"])
+        expected = np.flatnonzero((jets["split"][:] == SPLITS["test"]) & (jets["label_xbb"][:] >= 0)
+                                  & jets["in_window"][:])
+    assert np.array_equal(np.sort(rows), expected)
+    tagger, meta = load_tagger(tiny_pretrain_dir / "backbone.pt")
+    assert tagger.task == "xbb" and meta["best_epoch"] == 1 and meta["n_test_jets"] == len(scores)
+    # the saved scores are what the saved model gives
+    with h5py.File(tiny_dataset) as f:
+        j = f["jets"]
+        sel = np.sort(rows[:8])
+        x, v, m = (torch.from_numpy(j[k][sel]) for k in ("features", "vectors", "mask"))
+    with torch.no_grad():
+        again = tagger.xbb_score(tagger(x.float(), v.float(), m.bool())).numpy()
+    saved = scores.set_index("jet").loc[sel, "score"].to_numpy()
+    assert np.allclose(again, saved, atol=1e-5)
+
+
+def test_tiny_run_reduces_the_loss(tiny_dataset, tmp_path):
+    cfg = quick_cfg(epochs=4, optimizer="adamw", lr=3e-3, warmup_steps=0, flat_fraction=1.0, max_train_jets=256)
+    assert train(cfg, str(tiny_dataset), tmp_path)
+    loss = pd.read_csv(tmp_path / "metrics.csv")["train_loss"].to_numpy()
+    assert len(loss) == 4 and loss[-1] < loss[0], loss
+
+
+@pytest.mark.parametrize("task", ["multiclass", "multilabel"])
+def test_each_task_runs(task, tiny_dataset, tmp_path):
+    assert train(quick_cfg(task=task), str(tiny_dataset), tmp_path)
+    tagger, meta = load_tagger(tmp_path / "backbone.pt")
+    assert tagger.task == task and tagger.head.out_features == TASK_OUTPUTS[task]
+    assert set(meta["class_weight"]) == set(JET_CLASSES)
+    if task == "multilabel":
+        assert set(meta["regression"]) == {"fj_sdmass", "fj_nbHadrons", "fj_gen_pt"}
+    scores = pd.read_parquet(tmp_path / "jet_scores.parquet")
+    assert len(scores) and scores["score"].between(0, 1).all() and (scores["label_class"] >= 0).all()
+
+
+def _cli(params: dict, dataset: Path, outdir: Path, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "hhfm.cli", "pretrain", "--params", json.dumps(params), "--dataset", str(dataset),
+           "--outdir", str(outdir), "--threads", "1", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_resume_after_kill_gives_the_same_weights(tiny_dataset, tmp_path):
+    """Uninterrupted 3 epochs == killed (SIGKILL during epoch 2 or later) and rerun, bit for bit.
+
+    The two runs are separate processes with the same seed, so this is also the same-seed-same-result check."""
+    params = {**QUICK, "epochs": 3, "model": tiny_model_section()}
+    ref = _cli(params, tiny_dataset, tmp_path / "ref")
+    assert ref.wait(timeout=600) == 0, ref.stderr.read()
+
+    killed = _cli(params, tiny_dataset, tmp_path / "run")
+    ckpt = tmp_path / "run" / "checkpoint_last.pt"
+    deadline = time.time() + 600
+    while not ckpt.exists() and killed.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert killed.poll() is None, "run finished before it could be killed"
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert not (tmp_path / "run" / "backbone.pt").exists()  # nothing final written by the killed run
+    done_epochs = torch.load(ckpt, weights_only=True)["state"]["epoch"]
+    assert 1 <= done_epochs < 3
+
+    resumed = _cli(params, tiny_dataset, tmp_path / "run")
+    assert resumed.wait(timeout=600) == 0
+    assert "resuming from" in resumed.stderr.read()
+    a = torch.load(tmp_path / "ref" / "backbone.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "run" / "backbone.pt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    ma, mb = (pd.read_csv(tmp_path / d / "metrics.csv") for d in ("ref", "run"))
+    assert ma.drop(columns="time_s").equals(mb.drop(columns="time_s"))
+    ca = torch.load(tmp_path / "ref" / "checkpoint_last.pt", weights_only=True)["model"]
+    cb = torch.load(tmp_path / "run" / "checkpoint_last.pt", weights_only=True)["model"]
+    assert all(torch.equal(ca[k], cb[k]) for k in ca)  # final (not only best) weights identical too
+
+
+def test_stop_after_and_changed_params_start_afresh(tiny_dataset, tmp_path):
+    assert not train(quick_cfg(epochs=2), str(tiny_dataset), tmp_path, stop_after=1)
+    assert not (tmp_path / "backbone.pt").exists()
+    assert len(pd.read_csv(tmp_path / "metrics.csv")) == 1
+    # a different lr is another run: the old checkpoint is not resumed
+    assert train(quick_cfg(epochs=2, lr=5e-4), str(tiny_dataset), tmp_path)
+    assert pd.read_csv(tmp_path / "metrics.csv")["epoch"].tolist() == [1, 2]
+
+
+def test_bad_inputs_raise_clear_errors(tiny_dataset, tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        train(quick_cfg(), str(tmp_path / "missing.h5"), tmp_path / "out")
+    with pytest.raises(ConfigError, match="unknown key"):
+        stage_config({"epoch": 3})
+    with pytest.raises(ConfigError, match="task"):
+        stage_config({"task": "top"})
+    with pytest.raises(ConfigError, match="batch_size"):
+        stage_config({"batch_size": 0})
+    with pytest.raises(ConfigError, match="model"):
+        stage_config({"model": {"layers": 3}})
+    bad = tmp_path / "nan.h5"
+    shutil.copy(tiny_dataset, bad)
+    with h5py.File(bad, "r+") as f:
+        rows = jet_rows(f, "train")
+        feats = f["jets/features"][:]
+        feats[rows[0], 0, 0] = np.nan
+        f["jets/features"][...] = feats
+    with pytest.raises(InputError, match="features"):
+        train(quick_cfg(), str(bad), tmp_path / "out2")
+    with h5py.File(bad, "r+") as f:
+        del f["jets/label_class"]
+    with pytest.raises(InputError, match="label_class"):
+        train(quick_cfg(), str(bad), tmp_path / "out3")
+    assert not any((tmp_path / d / "backbone.pt").exists() for d in ("out", "out2", "out3"))
+
+
+def test_cli_reports_errors_as_one_line(tiny_dataset, tmp_path):
+    from hhfm.cli import main
+
+    assert main(["pretrain", "--params", '{"task": "nope"}', "--dataset", str(tiny_dataset), "--outdir",
+                 str(tmp_path)]) == 1
+
+
+def test_metric_helpers():
+    y = np.array([0, 0, 1, 1])
+    assert roc_auc(y, np.array([0.1, 0.4, 0.35, 0.8])) == 0.75
+    assert roc_auc(y, np.array([0.5, 0.5, 0.5, 0.5])) == 0.5
+    assert np.isnan(roc_auc(np.ones(3), np.arange(3.0)))
+    s = np.r_[np.linspace(0, 1, 100), np.linspace(0.5, 1.5, 100)]
+    lab = np.r_[np.zeros(100), np.ones(100)]
+    separated = np.r_[np.linspace(0, 1, 100), np.linspace(2, 3, 100)]
+    assert background_rejection(lab, separated, 0.5) == 100.0  # no background passes: bounded by n_bkg
+    assert background_rejection(lab, s, 0.9) == pytest.approx(1 / 0.39, rel=0.05)
+    got = [lr_factor(s_, 100, 5, 0.7) for s_ in (0, 4, 50, 69, 70, 85, 99, 100)]
+    assert got == pytest.approx([0.2, 1.0, 1.0, 1.0, 1.0, 0.5, 1 / 30, 0.0])  # warm-up, flat 70 %, linear to 0
