@@ -11,7 +11,8 @@ Layout (the contract between `skim` and everything downstream; README "Dataset f
     /jets/label_xbb  int8   (Nj,)  1 = H->bb, 0 = QCD, -1 = unlabelled
     /jets/label_class int8  (Nj,)  index into features.JET_CLASSES, -1 = none
     /jets/in_window  bool   (Nj,)  passes the pT / soft-drop-mass window (skim.pt_min/max, sdmass_min/max)
-    /jets/event      int64  (Nj,)  row in /events, -1 if the jet's event was not kept
+    /jets/event      int64  (Nj,)  row in /events, -1 if the jet's event was not kept (or, when the window
+                                   applies to events, the jet is outside it and so not one of the event's jets)
     /jets/split      int8   (Nj,)  features.SPLITS code of the jet's event (from the event-key hash, so also
                                    defined for jets whose event was not kept)
     /events/jets     int64  (Ne, J)  rows in /jets, ordered by fj_pt descending, -1 = padding
