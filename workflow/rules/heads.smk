@@ -35,6 +35,11 @@ def train_head_inputs(wildcards):
     return inputs
 
 
+def head_on_fixed_inputs(model):
+    """standard and frozen heads train a small MLP on cached inputs: one thread is fastest."""
+    return model == "standard" or model.endswith("-frozen")
+
+
 def train_head_options(wildcards, input):
     return " ".join(
         f"--{name} {input[name]}"
@@ -76,7 +81,7 @@ rule train_head:
         "logs/train_head/{model}/f{fraction}_s{seed}.log",
     benchmark:
         "logs/benchmark/train_head/{model}/f{fraction}_s{seed}.tsv"
-    threads: 2
+    threads: lambda wildcards: 1 if head_on_fixed_inputs(wildcards.model) else 2
     resources:
         gpu=1,
     params:
