@@ -71,7 +71,7 @@ def main() -> None:
     ap.add_argument("--backbone", default=None)
     ap.add_argument("--events-per-sample", type=int, default=150)
     ap.add_argument("--epochs", type=int, default=3, help="epochs timed for the cached head (median)")
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for every measurement (default 1)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -17,14 +17,12 @@ from hhfm.errors import ConfigError, InputError
 from hhfm.heads.data import HeadData, read_rows, val_fraction
 from hhfm.heads.model import DeepSetsHead, EventClassifier, build_head, parse_model
 from hhfm.heads.train import DEFAULTS, SCORE_COLUMNS, auc, build_model, resolve_params
-from hhfm.models import build_tagger, load_tagger, save_tagger
+from hhfm.models import load_tagger
 
 #: tiny head and training settings: seconds per run
 PARAMS = {"seed": 7, "phi_width": 16, "phi_layers": 2, "rho_width": 16, "rho_layers": 2, "batch_size": 32,
           "max_epochs": 4, "max_epochs_backbone": 2, "min_events_per_epoch": 64, "patience": 10,
           "val_min_events": 30, "lr_head": 3e-3, "lr_backbone_finetuned": 1e-3, "lr_backbone_scratch": 1e-3}
-TINY_MODEL = {"embed_dims": [16, 32, 16], "pair_embed_dims": [8, 8], "num_heads": 2, "num_layers": 1,
-              "num_cls_layers": 1}
 RUN_JSON_KEYS = {"model", "representation", "strategy", "fraction", "seed", "n_train_events", "n_val_events",
                  "n_test_events", "epochs_run", "best_epoch", "wall_time_s", "device", "n_params_trainable", "backbone"}
 
@@ -36,29 +34,9 @@ def dataset(tiny_dataset) -> Path:
 
 
 @pytest.fixture(scope="module")
-def backbone(request, dataset, tmp_path_factory) -> Path:
-    """The pretrain stage's `tiny_backbone` when that fixture exists; else a tiny tagger briefly trained here."""
-    try:
-        return Path(request.getfixturevalue("tiny_backbone"))
-    except pytest.FixtureLookupError:
-        pass
-    torch.manual_seed(3)
-    tagger = build_tagger(TINY_MODEL, "xbb")
-    with h5py.File(dataset) as f:
-        rows = np.flatnonzero(f["jets/label_xbb"][:] >= 0)[:512]
-        x, v, m = (torch.from_numpy(f[f"jets/{k}"][:][rows]) for k in ("features", "vectors", "mask"))
-        y = torch.from_numpy(f["jets/label_xbb"][:][rows]).float()
-    opt = torch.optim.Adam(tagger.parameters(), lr=3e-3)
-    tagger.train()
-    for step in range(12):
-        i = torch.arange(step * 64, step * 64 + 64) % len(y)
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(tagger(x[i], v[i], m[i])[:, 0], y[i])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    path = tmp_path_factory.mktemp("pretrain") / "backbone.pt"
-    save_tagger(path, tagger.eval(), {"note": "test backbone"})
-    return path
+def backbone(tiny_backbone) -> Path:
+    """The pretrain stage's tiny backbone, really pretrained on `tiny_dataset` (tests/fixtures_pretrain.py)."""
+    return Path(tiny_backbone)
 
 
 @pytest.fixture(scope="module")
