@@ -308,3 +308,14 @@ def test_pileup_particles_are_off_vertex_and_optional(tmp_path):
     assert np.mean(pu.n_pfcands.to_numpy()) > np.mean(nopu.n_pfcands.to_numpy())
     # pile-up keys are drawn per event in both cases, from the same profile
     assert 20 < np.mean(nopu.ntrueInt.to_numpy()) < 60
+
+
+def test_batches_without_jets_and_many_baskets(tmp_path):
+    """Single-event batches (some with no selected jet, more than uproot's initial basket capacity)."""
+    params = {"seed": 4, "events_per_file": 16, "batch_size": 1, "jet_min_pt": 380.0}
+    side = simulate_file(params, "QCD_Pt_300to470", 0, tmp_path / "ntuple_0.root", progress=False)
+    a = _arrays(tmp_path / "ntuple_0.root")
+    assert len(a) == side["n_jets"] > 0
+    assert len(np.unique(a.event_no.to_numpy())) < 16  # some events had no jet above 380 GeV
+    assert np.all(np.diff(a.event_no.to_numpy().astype(np.int64)) >= 0)  # event order kept across batches
+    assert np.all(a.fj_pt.to_numpy() > 380)
