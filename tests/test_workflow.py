@@ -213,7 +213,7 @@ def slurm_jobs(workdir: Path) -> list[dict]:
     jobs = []
     for line in out.splitlines():
         fields = dict(re.findall(r"(\w+)=(\S*)", line))
-        if Path(fields.get("WorkDir", "")) == workdir:
+        if Path(fields.get("WorkDir", "/nonexistent")).resolve() == workdir.resolve():
             jobs.append(fields)
     return jobs
 
@@ -227,7 +227,7 @@ def tiny_run(tmp_path_factory) -> dict:
     planned = job_counts(smk("all", *common, *configs(), "-n", check=True).stdout)
     if use_slurm:
         run_args = [
-            "--profile", str(REPO / "profiles/slurm"), "--jobs", "2",
+            "--profile", str(REPO / "profiles/slurm"), "--jobs", "4",
             "--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs",
         ]
     else:
@@ -330,6 +330,14 @@ def test_head_option_reruns_heads_and_below(tiny_run, tmp_path):
     assert "train_head" in plan, f"changing heads.{key} reruns {dict(plan)}"
     assert not set(plan) & UPSTREAM_OF_HEADS, f"changing heads.{key} reruns {dict(plan)}"
     assert "plots" in plan
+
+
+def test_pretrain_option_retrains_backbone_and_downstream(tiny_run, tmp_path):
+    completed(tiny_run)
+    key, value = changed_option("pretrain", skip=("task", "device", "compile"))
+    plan = rerun_plan(tiny_run, tmp_path, {"pretrain": {key: value}})
+    assert {"pretrain", "embed", "train_head", "plots"} <= set(plan), f"changing pretrain.{key} reruns {dict(plan)}"
+    assert not set(plan) & {"simulate", "skim_file", "skim"}, f"changing pretrain.{key} reruns {dict(plan)}"
 
 
 # ---------------------------------------------------------------- kill and resume
