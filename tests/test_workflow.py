@@ -173,6 +173,14 @@ def test_dry_run_slurm_profile_literal():
     assert seen & GPU_RULES, "no GPU job in the DAG"
 
 
+def test_dry_run_local_profile():
+    """Workstation profile: GPU jobs capped at one at a time (resources gpu: 1)."""
+    proc = smk("all", "--profile", "profiles/local", "-n", check=True)
+    assert "gpu=1" in proc.stdout
+    profile = yaml.safe_load((REPO / "profiles/local/config.yaml").read_text())
+    assert profile["resources"]["gpu"] == 1
+
+
 def test_no_default_workflow_profile():
     assert not (REPO / "profiles/default").exists() and not (REPO / "workflow/profiles/default").exists()
 
