@@ -81,23 +81,23 @@ CONF
 
 start_munge() {
     local pidfile=/run/munge/munged.pid
-    if alive "$(pid_of $pidfile)"; then echo "munged already running"; return; fi
+    if ours munged "$(pid_of $pidfile)"; then echo "munged already running"; return; fi
     mkdir -p /run/munge /var/log/munge /var/lib/munge
     chown munge:munge /run/munge /var/log/munge /var/lib/munge
     chmod 0755 /run/munge
     [[ -f /etc/munge/munge.key ]] || { mungekey --create --keyfile=/etc/munge/munge.key; chown munge:munge /etc/munge/munge.key; }
     runuser -u munge -- /usr/sbin/munged
-    for _ in $(seq 50); do alive "$(pid_of $pidfile)" && break; sleep 0.1; done
-    alive "$(pid_of $pidfile)" || die "munged did not start"
+    for _ in $(seq 50); do ours munged "$(pid_of $pidfile)" && break; sleep 0.1; done
+    ours munged "$(pid_of $pidfile)" || die "munged did not start"
     echo "munged $(pid_of $pidfile)" >> "$STATE/started"
 }
 
 start_daemon() {  # name pidfile
     local name=$1 pidfile=$2
-    if alive "$(pid_of "$pidfile")"; then echo "$name already running"; return; fi
+    if ours "$name" "$(pid_of "$pidfile")"; then echo "$name already running"; return; fi
     if [[ $name == slurmctld ]]; then slurmctld -c; else slurmd; fi
-    for _ in $(seq 100); do alive "$(pid_of "$pidfile")" && break; sleep 0.1; done
-    alive "$(pid_of "$pidfile")" || die "$name did not start; see $STATE/log/$name.log"
+    for _ in $(seq 100); do ours "$name" "$(pid_of "$pidfile")" && break; sleep 0.1; done
+    ours "$name" "$(pid_of "$pidfile")" || die "$name did not start; see $STATE/log/$name.log"
     echo "$name $(pid_of "$pidfile")" >> "$STATE/started"
 }
 
