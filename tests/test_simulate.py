@@ -272,6 +272,7 @@ def test_same_seed_gives_identical_arrays_and_other_index_differs(tmp_path):
         ("GravitonHH_M0", {}, "mass must be > 0"),
         ("QCD_Pt_470to300", {}, "low edge"),
         ("GravitonHH_M1000", {"pythia_settings": ["NotAModule:nonsense = on"]}, "NotAModule:nonsense"),
+        ("QCD_Pt_300to470", {"pythia_settings": ["HardQCD:all = off"]}, r"init\(\) failed"),
         ("GravitonHH_M1000", {"batch_size": 0}, "batch_size"),
         ("GravitonHH_M1000", {"detector": {"nonsense": 1}}, "nonsense"),
     ],

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
+import functools
 from dataclasses import dataclass
 
 import awkward as ak
@@ -14,31 +13,19 @@ from hhfm.errors import ConfigError
 MB_TO_PB = 1e9
 
 
-@contextlib.contextmanager
-def _quiet_stdout():
-    """Silence Pythia's C++ stdout (banner, init tables) without touching Python's sys.stdout."""
-    fd = os.dup(1)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 1)
-        yield
-    finally:
-        os.dup2(fd, 1)
-        os.close(fd)
-
-
 def make_pythia(settings: list[str]):
-    """A configured, initialised Pythia; ConfigError naming the setting if any line is rejected."""
+    """A configured, initialised Pythia; ConfigError naming the setting if any line is rejected.
+
+    `Print:quiet = on` keeps Pythia silent except for its own error messages (on stdout).
+    """
     import pythia8mc
 
     pythia = pythia8mc.Pythia("", False)
     for line in settings:
         if not pythia.readString(line):
             raise ConfigError(f"invalid Pythia setting {line!r} (readString returned False)")
-    with _quiet_stdout():
-        ok = pythia.init()
-    if not ok:
-        raise ConfigError(f"Pythia init() failed for settings {settings}")
+    if not pythia.init():
+        raise ConfigError(f"Pythia init() failed (Pythia's message is on stdout); settings: {settings}")
     return pythia
 
 
@@ -70,7 +57,7 @@ class Batch:
     def n_events(self) -> int:
         return len(self.offsets) - 1
 
-    @property
+    @functools.cached_property
     def event(self) -> np.ndarray:
         """Event number within the batch of every particle row."""
         return np.repeat(np.arange(self.n_events), np.diff(self.offsets))
@@ -128,6 +115,6 @@ def next_batch(pythia, n_events: int) -> Batch:
 
 
 def cross_section_pb(pythia) -> tuple[float, float]:
-    """Pythia's estimated cross-section and its error (pb), and the accepted-event count."""
+    """Pythia's estimated cross-section and its statistical error (pb)."""
     info = pythia.infoPython()
     return info.sigmaGen() * MB_TO_PB, info.sigmaErr() * MB_TO_PB
