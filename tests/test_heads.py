@@ -258,3 +258,8 @@ def test_bad_inputs_raise_clear_errors(dataset, backbone, tmp_path):
     assert train_head("embedding-frozen", tmp_path / "r", dataset) == 1  # neither cache nor backbone
     assert train_head("score-frozen", tmp_path / "r", dataset, backbone, tmp_path / "nope.h5") == 1
     assert not (tmp_path / "r" / "scores.parquet").exists()
+    assert hhfm_main(["embed", "--dataset", str(dataset), "--backbone", str(tmp_path / "none.pt"),
+                      "--output", str(tmp_path / "e.h5")]) == 1
+    assert hhfm_main(["embed", "--dataset", str(tmp_path / "none.h5"), "--backbone", str(backbone),
+                      "--output", str(tmp_path / "e.h5")]) == 1
+    assert not (tmp_path / "e.h5").exists()

@@ -236,6 +236,8 @@ def run(args: argparse.Namespace) -> None:
             model.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
             torch.set_rng_state(ckpt["torch_rng"])
+            if torch.cuda.is_available() and ckpt.get("cuda_rng"):
+                torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
             state = {k: ckpt[k] for k in state}
             log.info("resuming %s from epoch %d", ckpt_path, state["epoch"])
         else:
@@ -312,7 +314,8 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
     """Everything needed to resume bit-identically on CPU (weights_only-loadable)."""
     with atomic_path(path) as tmp:
         torch.save({**state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "torch_rng": torch.get_rng_state(), "run_key": run_key}, tmp)
+                    "torch_rng": torch.get_rng_state(), "run_key": run_key,
+                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}, tmp)
 
 
 def write_metrics(path: Path, rows: list[dict]) -> None:
