@@ -6,7 +6,8 @@
 
 Prints each measurement next to the reference (weaver.nn.model.ParticleTransformer, weaver-core) measured
 in the same run, and the ratio. Rounds alternate between the two models and the median per model is
-reported, so load from other processes on a shared machine hits both alike. On CUDA both run under bf16
+reported, so load from other processes on a shared machine hits both alike; jets per CPU-second of
+the process are printed as well (robust to other jobs on a shared machine, best with --threads 1). On CUDA both run under bf16
 autocast (ours also forces the memory-efficient SDPA backend; weaver uses its default SDPA dispatch).
 Targets (issue 4): CPU training ratio >= 1.3, GPU >= 2.
 """
@@ -107,18 +108,22 @@ def to_weaver(batch):
     return x.transpose(1, 2).contiguous(), v.transpose(1, 2).contiguous(), mask[:, None].float(), y
 
 
-def measure(fn, model, batches, train, opt, device, autocast) -> float:
-    """jets/s over `batches` (after the caller's warm-up)."""
+def measure(fn, model, batches, train, opt, device, autocast) -> tuple[float, float]:
+    """(jets per wall-clock second, jets per CPU second of this process) over `batches`.
+
+    The CPU-time figure is the robust one on a shared machine (other jobs steal wall time, not CPU time).
+    """
     model.train(train)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with autocast():
         for b in batches:
             fn(model, b, train, opt)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return sum(len(b[-1]) for b in batches) / (time.perf_counter() - t0)
+    n = sum(len(b[-1]) for b in batches)
+    return n / (time.perf_counter() - t0), n / (time.process_time() - c0)
 
 
 def throughput(args, device) -> dict:
@@ -143,14 +148,17 @@ def throughput(args, device) -> dict:
         res["train_ours"].append(measure(run_ours, ours, batches, True, opt_o, device, autocast))
         res["eval_weaver"].append(measure(run_weaver, weaver, wbatches, False, None, device, autocast))
         res["eval_ours"].append(measure(run_ours, ours, batches, False, None, device, autocast))
-    med = {k: statistics.median(v) for k, v in res.items()}
+    med = {k: statistics.median(r[0] for r in v) for k, v in res.items()}
+    cpu = {k: statistics.median(r[1] for r in v) for k, v in res.items()}
     print(f"device={device} threads={torch.get_num_threads()} size={args.size} batch={args.batch} "
           f"particles: padded {args.particles}, real U[{args.min_particles},{args.max_particles}] "
           f"rounds={args.rounds} x {args.batches} batches")
     print(f"parameters: ours {n_ours:,}  weaver {n_weaver:,}")
     for mode in ("train", "eval"):
         o, w = med[f"{mode}_ours"], med[f"{mode}_weaver"]
-        print(f"{mode:5s} jets/s: ours {o:9.1f}  weaver {w:9.1f}  ratio {o / w:5.2f}x")
+        oc, wc = cpu[f"{mode}_ours"], cpu[f"{mode}_weaver"]
+        print(f"{mode:5s} jets/s (wall): ours {o:9.1f}  weaver {w:9.1f}  ratio {o / w:5.2f}x   "
+              f"jets/CPU-s: ours {oc:9.1f}  weaver {wc:9.1f}  ratio {oc / wc:5.2f}x")
     return med
 
 
@@ -221,7 +229,8 @@ def main(argv=None) -> int:
     p.add_argument("--particles", type=int, default=100, help="padded length")
     p.add_argument("--min-particles", type=int, default=20)
     p.add_argument("--max-particles", type=int, default=80)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads (0 = torch default; 1 makes jets/CPU-s robust on a shared machine)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--auc", action="store_true", help="instead: train both on --dataset and compare test AUC")
     p.add_argument("--dataset", default="results/skim/dataset.h5")
