@@ -59,9 +59,14 @@ def _propagate(seed: np.ndarray, mother: np.ndarray, fill) -> np.ndarray:
 def truth_tables(batch: Batch) -> Truth:
     """Heavy-flavour hadrons, ancestry and hard-process objects of a batch."""
     a = np.abs(batch.pid)
-    hadron = (np.abs(batch.status) >= 80) & (a > 100)
-    has_b = hadron & ((_digit(a, 2) == 5) | (_digit(a, 3) == 5))
-    has_c = hadron & ~has_b & ((_digit(a, 2) == 4) | (_digit(a, 3) == 4))
+    hrows = np.flatnonzero((np.abs(batch.status) >= 80) & (a > 100))
+    ah = a[hrows]
+    b_digit = (_digit(ah, 2) == 5) | (_digit(ah, 3) == 5)
+    c_digit = ~b_digit & ((_digit(ah, 2) == 4) | (_digit(ah, 3) == 4))
+    has_b = np.zeros(len(a), dtype=bool)
+    has_b[hrows[b_digit]] = True
+    has_c = np.zeros(len(a), dtype=bool)
+    has_c[hrows[c_digit]] = True
     mothers_of_b = np.zeros(len(a), dtype=bool)
     mothers_of_b[batch.mother1[has_b & (batch.mother1 >= 0)]] = True
     mothers_of_c = np.zeros(len(a), dtype=bool)
