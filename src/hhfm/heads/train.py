@@ -38,7 +38,7 @@ DEFAULTS: dict = {
     "batch_size": 128,
     "eval_batch_size": 512,
     "max_epochs": 20,
-    "max_epochs_backbone": 4,
+    "max_epochs_backbone": 3,
     "min_events_per_epoch": 512,
     "patience": 4,
     "lr_head": 1e-3,
