@@ -157,6 +157,15 @@ def test_finetuned_starts_from_checkpoint_and_changes(dataset, backbone, tmp_pat
     assert len(changed) > len(ref) // 2, f"only {len(changed)} of {len(ref)} tensors changed"
 
 
+def test_strategies_share_the_head_architecture_and_init(backbone, embed_dim):
+    params = {**DEFAULTS, **PARAMS}
+    heads = [build_model("embedding", "frozen", params, [7, 0], rep_dim=embed_dim).head.state_dict()]
+    heads += [build_model("embedding", s, params, [7, 0], backbone=str(backbone)).head.state_dict()
+              for s in ("finetuned", "scratch")]
+    for other in heads[1:]:
+        assert other.keys() == heads[0].keys() and all(torch.equal(other[k], heads[0][k]) for k in other)
+
+
 def test_scratch_starts_from_fresh_init(backbone):
     ref = load_tagger(backbone)[0].state_dict()
     params = {**DEFAULTS, **PARAMS}

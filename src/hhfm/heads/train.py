@@ -126,20 +126,26 @@ def build_model(representation: str, strategy: str, params: dict, seed_key: list
 
     rep_dim given: the representation comes from a cache of that width (standard, frozen).
     Otherwise the tagger is loaded from `backbone` (finetuned, frozen in the loop) or rebuilt with
-    the same configuration and fresh random weights (scratch).
+    the same configuration and fresh random weights (scratch). The head's initial weights depend
+    only on the seeds, so frozen, finetuned and scratch runs of a representation start from the same head.
     """
-    torch.manual_seed(int(np.random.SeedSequence(seed_key).generate_state(1)[0]))
-    if rep_dim is not None:
-        return EventClassifier(representation, build_head(representation, rep_dim, params))
-    if backbone is None:
-        raise ConfigError(f"strategy {strategy!r} needs --backbone (the pretrained checkpoint or, for scratch, its config)")
-    from hhfm.models import JetTagger, build_backbone, load_tagger
+    def seed(*extra: int) -> None:
+        torch.manual_seed(int(np.random.SeedSequence(seed_key + list(extra)).generate_state(1)[0]))
 
-    tagger, _ = load_tagger(backbone)
-    if strategy == "scratch":  # same config and task, fresh random weights
-        torch.manual_seed(int(np.random.SeedSequence(seed_key + [1]).generate_state(1)[0]))
-        tagger = JetTagger(build_backbone(tagger.backbone.config), tagger.task)
-    head = build_head(representation, tagger.backbone.embed_dim, params)
+    tagger = None
+    if rep_dim is None:
+        if backbone is None:
+            raise ConfigError(f"strategy {strategy!r} needs --backbone (the pretrained checkpoint or, for scratch, "
+                              "its configuration)")
+        from hhfm.models import JetTagger, build_backbone, load_tagger
+
+        tagger, _ = load_tagger(backbone)
+        if strategy == "scratch":  # same config and task, fresh random weights
+            seed(1)
+            tagger = JetTagger(build_backbone(tagger.backbone.config), tagger.task)
+        rep_dim = tagger.backbone.embed_dim
+    seed()
+    head = build_head(representation, rep_dim, params)
     return EventClassifier(representation, head, tagger, freeze_backbone=strategy == "frozen")
 
 
