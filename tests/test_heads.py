@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from hhfm.cli import main as hhfm_main
-from hhfm.dataset import write_dataset
 from hhfm.errors import ConfigError, InputError
 from hhfm.heads.data import HeadData, read_rows, val_fraction
 from hhfm.heads.model import DeepSetsHead, EventClassifier, build_head, parse_model

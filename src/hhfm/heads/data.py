@@ -91,7 +91,8 @@ class HeadData:
             all_jets = ev["jets"][:]
             used = np.unique(np.concatenate([all_jets[r].ravel() for r in rows.values()]))
             self.jet_rows = used[used >= 0]  # (Nc,) rows in /jets, sorted
-            self.splits = {s: self._events(ev, r, all_jets[r], f["jets"]) for s, r in rows.items()}
+            sdmass = read_rows(f["jets/fj_sdmass"], self.jet_rows)  # (Nc,)
+            self.splits = {s: self._events(ev, r, all_jets[r], sdmass) for s, r in rows.items()}
             for split in ("train", "val"):
                 labels = np.unique(self.splits[split].label)
                 if len(labels) < 2:
@@ -117,9 +118,9 @@ class HeadData:
             if name not in f["jets"]:
                 raise InputError(f"{self.path}: missing dataset /jets/{name}")
 
-    def _events(self, ev: h5py.Group, rows: np.ndarray, jets: np.ndarray, jet_group: h5py.Group) -> SplitEvents:
+    def _events(self, ev: h5py.Group, rows: np.ndarray, jets: np.ndarray, sd: np.ndarray) -> SplitEvents:
+        """Columns of the events `rows` of one split; `jets` (Ne, J) rows in /jets, `sd` (Nc,) jet soft-drop masses."""
         compact = np.where(jets >= 0, np.searchsorted(self.jet_rows, jets), -1)
-        sd = read_rows(jet_group["fj_sdmass"], self.jet_rows)
         lead = compact[:, :2]
         sdmass = np.where(lead >= 0, sd[np.maximum(lead, 0)], np.nan).astype(np.float32)
         if sdmass.shape[1] < 2:

@@ -8,7 +8,6 @@ Outputs in `--outdir` (README "Files exchanged between heads, evaluation and lim
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
 import math
