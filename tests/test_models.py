@@ -215,6 +215,22 @@ def test_fully_padded_rows_give_no_nan(train_mode):
     assert torch.isfinite(empty).all()
 
 
+def test_cpu_attention_with_dropout_is_sdpa_math():
+    from hhfm.models.particle_transformer import attention_with_dropout, dropout_keep_mask
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 9, 8, generator=g) for _ in range(3))
+    bias = torch.randn(2, 4, 9, 9, generator=g)
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    assert torch.allclose(attention_with_dropout(q, k, v, bias, 0.0), ref, atol=1e-5)
+    keep = dropout_keep_mask((400, 1000), 0.1)
+    assert keep.dtype == torch.bool and abs(keep.float().mean().item() - 0.9) < 0.005
+    torch.manual_seed(1)
+    dropped = attention_with_dropout(q, k, v, bias, 0.5)  # unbiased: mean over many draws -> no-dropout value
+    mean = torch.stack([attention_with_dropout(q, k, v, bias, 0.5) for _ in range(400)]).mean(0)
+    assert not torch.allclose(dropped, ref, atol=1e-3) and torch.allclose(mean, ref, atol=0.15)
+
+
 def test_trim_to_longest():
     x, v, mask = make_jets(B=3, P=30, seed=2)
     mask[0, 12:] = False

@@ -105,6 +105,26 @@ def pair_features(v: torch.Tensor, b: torch.Tensor, i: torch.Tensor, j: torch.Te
         return torch.stack((lnkt, lnz, lndelta, lnm2), dim=-1)
 
 
+def dropout_keep_mask(shape: Sequence[int], p: float, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Bool mask, True with probability 1 - p (p in steps of 2^-16): four draws per 64-bit random number.
+
+    On CPU this is ~2x cheaper than bernoulli_, which dominates ParT training there (the attention
+    matrix (B, H, P, P) is the largest tensor); uses the torch generator, so runs stay reproducible.
+    """
+    n = math.prod(shape)
+    bits = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device)
+    return (bits.view(torch.int16)[:n] >= round(p * 65536) - 32768).view(*shape)
+
+
+def attention_with_dropout(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
+                           p: float) -> torch.Tensor:
+    """softmax(q k^T / sqrt(hd) + bias) with dropout p on the weights, @ v: SDPA's math path, cheaper mask."""
+    w = torch.softmax(torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-1, -2)) + bias, dim=-1)
+    if p > 0:
+        w = w.masked_fill(~dropout_keep_mask(w.shape, p, w.device), 0.0) * (1.0 / (1.0 - p))
+    return torch.matmul(w, v)
+
+
 class Embed(nn.Module):
     """Particle embedding: BatchNorm1d(C), then (LayerNorm -> Linear -> GELU) per width in `dims`."""
 
@@ -165,6 +185,8 @@ class Attention(nn.Module):
     def sdpa(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """q (B, H, Pq, hd), k/v (B, H, Pk, hd), bias (B, H or 1, Pq or 1, Pk) -> (B, H, Pq, hd)."""
         p = self.dropout if self.training else 0.0
+        if p > 0 and not q.is_cuda:
+            return attention_with_dropout(q, k, v, bias.to(q.dtype), p)
         with sdpa_kernel(_CUDA_BACKENDS) if q.is_cuda else nullcontext():
             return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=p)
 
