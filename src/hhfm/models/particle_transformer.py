@@ -116,6 +116,15 @@ def dropout_keep_mask(shape: Sequence[int], p: float, device: torch.device | str
     return (bits.view(torch.int16)[:n] >= round(p * 65536) - 32768).view(*shape)
 
 
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """F.dropout, with the cheaper keep mask on CPU (same distribution, same torch generator)."""
+    if not training or p == 0:
+        return x
+    if x.is_cuda:
+        return F.dropout(x, p, True)
+    return x.masked_fill(~dropout_keep_mask(x.shape, p, x.device), 0.0) * (1.0 / (1.0 - p))
+
+
 def attention_with_dropout(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
                            p: float) -> torch.Tensor:
     """softmax(q k^T / sqrt(hd) + bias) with dropout p on the weights, @ v: SDPA's math path, cheaper mask."""
@@ -214,10 +223,11 @@ class Block(nn.Module):
 
     def _finish(self, a: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         """Out-projection, head scale, post-norm, residual, then the FFN; a and residual (..., D)."""
+        p, p_act, train = self.dropout.p, self.act_dropout.p, self.training
         a = self.attn.out_proj(a) * self.c_attn.repeat_interleave(self.head_dim)
-        x = self.dropout(self.post_attn_norm(a)) + residual
-        h = self.act_dropout(self.act(self.fc1(self.pre_fc_norm(x))))
-        return self.dropout(self.fc2(self.post_fc_norm(h))) + self.w_resid * x
+        x = dropout(self.post_attn_norm(a), p, train) + residual
+        h = dropout(self.act(self.fc1(self.pre_fc_norm(x))), p_act, train)
+        return dropout(self.fc2(self.post_fc_norm(h)), p, train) + self.w_resid * x
 
     def forward(self, xp: torch.Tensor, idx: torch.Tensor, B: int, P: int, bias: torch.Tensor) -> torch.Tensor:
         """Particle attention: xp (N, D) real tokens at flat slots idx (N,) of (B*P) -> (N, D)."""
