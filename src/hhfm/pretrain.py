@@ -94,7 +94,6 @@ def _read_rows(ds, rows: np.ndarray, chunk: int = 16384) -> np.ndarray:
     out = np.empty((len(rows),) + ds.shape[1:], dtype=ds.dtype)
     if not len(rows):
         return out
-    lo = rows[0]
     pos = 0
     while pos < len(rows):
         lo = rows[pos]
@@ -367,8 +366,9 @@ def train(cfg: dict, dataset: str, outdir: Path, stop_after: int = 0) -> bool:
     total = steps_per_epoch * cfg["epochs"]
     sched = torch.optim.lr_scheduler.LambdaLR(
         base_opt, lambda s: lr_factor(s, total, cfg["warmup_steps"], cfg["flat_fraction"]))
-    run_model = torch.compile(model, dynamic=True) if cfg["compile"] else model
     mult = 32 if cfg["compile"] else (8 if device.type == "cuda" else 1)
+    model.backbone.trim_multiple = mult  # the model's own trim must not undo the bucketing
+    run_model = torch.compile(model, dynamic=True) if cfg["compile"] else model
 
     last_path, best_path = outdir / "checkpoint_last.pt", outdir / "checkpoint_best.pt"
     fingerprint = _fingerprint(cfg, dataset)

@@ -277,6 +277,8 @@ class ParticleTransformer(nn.Module):
         if D % num_heads:
             raise ValueError(f"embed dim {D} is not divisible by num_heads={num_heads}")
         self.embed_dim, self.num_heads, self.trim = D, num_heads, trim
+        #: round trimmed lengths up to this multiple (None: 8 on CUDA for the memory-efficient kernel, else 1)
+        self.trim_multiple: int | None = None
         self.embed = Embed(input_dim, embed_dims)
         self.pair_embed = (PairEmbed(pair_input_dim, (*pair_embed_dims, num_heads), use_pre_activation_pair)
                            if pair_input_dim > 0 and pair_embed_dims is not None else None)
@@ -295,7 +297,7 @@ class ParticleTransformer(nn.Module):
         """x (B, P, C), v (B, P, 4), mask (B, P) bool -> (B, D)."""
         mask = mask.bool()
         if self.trim:
-            x, v, mask = trim_to_longest(x, v, mask)
+            x, v, mask = trim_to_longest(x, v, mask, self.trim_multiple or (8 if x.is_cuda else 1))
         B, P, C = x.shape
         idx = mask.reshape(-1).nonzero().squeeze(1)  # (N,) flat slots of real particles
         xp = self.embed(x.reshape(B * P, C).index_select(0, idx))  # (N, D)
