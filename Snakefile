@@ -33,6 +33,14 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+# Stage helpers (functions and constants; no rules, so the rule files stay rule-only for the
+# linter) come before the rule files that use them.
+include: "workflow/rules/simulate_helpers.smk"
+include: "workflow/rules/skim_helpers.smk"
+include: "workflow/rules/pretrain_helpers.smk"
+include: "workflow/rules/heads_helpers.smk"
+include: "workflow/rules/evaluate_helpers.smk"
+include: "workflow/rules/plots_helpers.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/skim.smk"
 include: "workflow/rules/pretrain.smk"

@@ -1,18 +1,6 @@
 # rules of the evaluate stage (see README "Stage: evaluate"): metrics of each head run from its saved
 # test scores (`evaluate_run`), merged into the summary tables (`summarise`); target `evaluate`.
-
-
-SUMMARY_TABLES = [
-    "results/summary/metrics.csv",
-    "results/summary/metrics.parquet",
-    "results/summary/aggregated.csv",
-    "results/summary/data_efficiency.csv",
-    "results/summary/jet_metrics.csv",
-]
-
-
-def pretrain_jet_scores():
-    return f"results/pretrain/{config['pretrain']['task']}/jet_scores.parquet"
+# SUMMARY_TABLES and pretrain_jet_scores() are in evaluate_helpers.smk.
 
 
 rule evaluate_run:
@@ -25,6 +13,10 @@ rule evaluate_run:
         "logs/evaluate_run/{model}/f{fraction}_s{seed}.log",
     benchmark:
         "logs/benchmark/evaluate_run/{model}/f{fraction}_s{seed}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         json=stage_params("evaluate"),
     shell:
@@ -42,6 +34,10 @@ rule summarise:
         "logs/summarise/summarise.log",
     benchmark:
         "logs/benchmark/summarise/summarise.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         json=stage_params("evaluate"),
     shell:

@@ -13,6 +13,10 @@ rule limits_run:
         "logs/limits_run/{model}/f{fraction}_s{seed}.log",
     benchmark:
         "logs/benchmark/limits_run/{model}/f{fraction}_s{seed}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         json=stage_params("limits"),
     shell:
@@ -29,5 +33,9 @@ rule limits:
         "logs/limits/merge.log",
     benchmark:
         "logs/benchmark/limits/merge.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     shell:
         "hhfm merge-limits --inputs {input} --output {output} > {log} 2>&1"

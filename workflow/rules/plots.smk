@@ -1,16 +1,6 @@
 # rules of the plots stage (see README "Stage: plots"): every figure of the study from the summary
 # tables and the saved test scores (never a model), each wrapped in report() with its caption.
-
-from hhfm.plots import FIGURES, FORMATS
-
-
-def plot_targets():
-    """Every figure file (PDF and PNG); `rule all` depends on these."""
-    return [f"results/plots/{name}.{ext}" for name in FIGURES for ext in FORMATS]
-
-
-def head_run_files(name):
-    return expand("results/heads/{run}/{name}", run=head_runs(), name=name)
+# plot_targets(), head_run_files() and FIGURES/FORMATS (hhfm.plots) are in plots_helpers.smk.
 
 
 rule plots:
@@ -36,6 +26,10 @@ rule plots:
         "logs/plots/plots.log",
     benchmark:
         "logs/benchmark/plots/plots.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         json=stage_params("plots"),
         runs=expand("results/heads/{run}", run=head_runs()),

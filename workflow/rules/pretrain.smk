@@ -1,18 +1,7 @@
 # rules of the pretrain stage (see README "Stage: pretrain"): train the ParT backbone on the jet task
 # config["pretrain"]["task"]. Its params include the `model` section, so editing either retrains.
 # checkpoint_last.pt (not a declared output, so Snakemake keeps it) lets a killed job resume.
-
-
-def pretrain_dir():
-    return f"results/pretrain/{config['pretrain']['task']}"
-
-
-def pretrain_params():
-    """`pretrain` section + global seed + the `model` section, as JSON for `--params`."""
-    return json.dumps(
-        {**json.loads(stage_params("pretrain")), "model": config["model"]},
-        sort_keys=True,
-    )
+# pretrain_dir() and pretrain_params() are in pretrain_helpers.smk.
 
 
 rule pretrain:
@@ -33,7 +22,7 @@ rule pretrain:
         runtime=720,
     params:
         json=lambda wildcards: pretrain_params(),
-        outdir=pretrain_dir(),
+        outdir=lambda wildcards, output: os.path.dirname(output.backbone),
     shell:
         "hhfm pretrain --params '{params.json}' --dataset {input.dataset} --outdir {params.outdir} "
         "--threads {threads} > {log} 2>&1"

@@ -1,11 +1,7 @@
 # rules of the simulate stage (see README "Stage: simulate"): one `simulate` job per output file
 # (Pythia 8 + FastJet + parametric detector -> record-format ROOT file + JSON sidecar), and the
 # target `simulation` that makes every file listed by simulated_files() (common.smk).
-
-
-def simulate_runtime(wildcards):
-    """Minutes for one file: generous for ~20 events/s on a loaded core, plus start-up."""
-    return 5 + int(config["simulate"]["events_per_file"]) // 1000
+# simulate_runtime() is in simulate_helpers.smk.
 
 
 rule simulate:

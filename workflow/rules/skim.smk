@@ -3,46 +3,7 @@
 # Inputs follow config["data"]["source"]: `simulation` (the simulate rule's files + sidecars, name
 # `{sample}/ntuple_{index}`) or `opendata` (config data.opendata_files, local paths or root:// URLs,
 # name `opendata/{file stem}`).
-
-import os
-
-
-def _is_url(path):
-    return "://" in path
-
-
-def skim_sources():
-    """{name: ROOT file path or URL} of every file the skim reads."""
-    if config["data"]["source"] == "simulation":
-        return {
-            f[len("results/simulation/") : -len(".root")]: f for f in simulated_files()
-        }
-    sources = {}
-    for path in config["data"]["opendata_files"]:
-        name = "opendata/" + os.path.basename(path).removesuffix(".root")
-        if name in sources:
-            raise ValueError(
-                f"data.opendata_files: two files named {name}: {sources[name]} and {path}"
-            )
-        sources[name] = path
-    if not sources:
-        raise ValueError("data.source is 'opendata' but data.opendata_files is empty")
-    return sources
-
-
-def skim_file_input(wildcards):
-    """Local inputs of one skim job (URLs are read by uproot/XRootD, not tracked by Snakemake)."""
-    source = skim_sources()[wildcards.name]
-    files = {} if _is_url(source) else {"root": source}
-    if config["data"]["source"] == "simulation":
-        files["sidecar"] = source.removesuffix(".root") + ".json"
-    return files
-
-
-def skim_file_args(wildcards, input):
-    source = skim_sources()[wildcards.name]
-    sidecar = f" --sidecar {input.sidecar}" if "sidecar" in input.keys() else ""
-    return f"--input {source}{sidecar}"
+# skim_sources(), skim_file_input() etc. are in skim_helpers.smk.
 
 
 rule skim_file:
@@ -55,8 +16,10 @@ rule skim_file:
         "logs/skim_file/{name}.log",
     benchmark:
         "logs/benchmark/skim_file/{name}.tsv"
+    threads: 1
     resources:
         mem_mb=4000,
+        runtime=30,
     params:
         skim=lambda wildcards: stage_params("skim"),
         args=skim_file_args,
@@ -67,9 +30,7 @@ rule skim_file:
 
 rule skim:
     input:
-        lambda wildcards: expand(
-            "results/skim/files/{name}.h5", name=sorted(skim_sources())
-        ),
+        skim_merge_inputs,
     output:
         dataset="results/skim/dataset.h5",
         cutflow="results/skim/cutflow.csv",
@@ -78,8 +39,10 @@ rule skim:
         "logs/skim/merge.log",
     benchmark:
         "logs/benchmark/skim/merge.tsv"
+    threads: 1
     resources:
         mem_mb=8000,
+        runtime=30,
     params:
         skim=lambda wildcards: stage_params("skim"),
     shell:
