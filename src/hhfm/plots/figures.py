@@ -72,6 +72,7 @@ def metric_vs_events(agg: pd.DataFrame, metric: str, reference: str, ylabel: str
         rax.set_xlabel("training events")
     else:
         ax.set_xlabel("training events")
+    fig.align_ylabels()
     return fig
 
 
@@ -312,8 +313,8 @@ def make_all(args: argparse.Namespace) -> None:
         jets = read_parquet(args.jet_scores, ["score", "label_xbb", "fj_doubleb"])
     ref = str(params["reference_model"])
     figures = {
-        "rejection_vs_events_eff90": lambda: metric_vs_events(agg, "rej90", ref, "background rejection (eps_S = 0.9)"),
-        "rejection_vs_events_eff50": lambda: metric_vs_events(agg, "rej50", ref, "background rejection (eps_S = 0.5)"),
+        "rejection_vs_events_eff90": lambda: metric_vs_events(agg, "rej90", ref, r"$1/\varepsilon_B$ at $\varepsilon_S = 0.9$"),
+        "rejection_vs_events_eff50": lambda: metric_vs_events(agg, "rej50", ref, r"$1/\varepsilon_B$ at $\varepsilon_S = 0.5$"),
         "auc_vs_events": lambda: metric_vs_events(agg, "auc", ref, "AUC", logy=False),
         "data_efficiency": lambda: data_efficiency_bars(eff),
         "roc_full_data": lambda: roc_full_data(runs, ref),
