@@ -294,6 +294,22 @@ def test_tiny_run_produces_every_plot(tiny_run):
     check_final_outputs(tiny_run)
 
 
+def test_report_has_every_figure_with_its_caption(tiny_run):
+    """`snakemake --report` after a run: a self-contained HTML with every figure and its caption."""
+    workdir = completed(tiny_run)
+    report = workdir / "report.html"
+    smk("all", *tiny_run["common"], *configs(), "--report", str(report), check=True)
+    html = report.read_text(errors="replace")
+    captions = sorted((REPO / "workflow/report").glob("*.rst"))
+    assert captions
+    for caption in captions:
+        if caption.stem == "workflow":
+            continue
+        assert f"{caption.stem}.png" in html, f"{caption.stem} missing from the report"
+        first_words = " ".join(caption.read_text().split()[:4])
+        assert first_words in html or first_words.replace("`", "") in html, f"caption of {caption.stem} missing"
+
+
 # ---------------------------------------------------------------- rerun behaviour
 
 
