@@ -79,20 +79,9 @@ def synthetic_batches(n_batches: int, batch: int, P: int, lo: int, hi: int, seed
     return out
 
 
-def run_ours(model, batch, train: bool, opt=None):
+def run_step(model, batch, train: bool, opt=None):
+    """One training step (or one inference pass); works for both models, whose batches carry their own layout."""
     x, v, mask, y = batch
-    if train:
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x, v, mask)[:, 0].float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    else:
-        with torch.no_grad():
-            model(x, v, mask)
-
-
-def run_weaver(model, batch, train: bool, opt=None):
-    x, v, mask, y = batch  # already (B, C, P), (B, 4, P), (B, 1, P) float
     if train:
         loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x, v, mask)[:, 0].float(), y)
         opt.zero_grad(set_to_none=True)
@@ -141,13 +130,13 @@ def throughput(args, device) -> dict:
     res: dict[str, list[float]] = {k: [] for k in ("train_ours", "train_weaver", "eval_ours", "eval_weaver")}
     # warm-up (weaver's trimmer only starts trimming after 5 calls; CUDA kernels, allocator)
     for _ in range(2):
-        measure(run_ours, ours, batches[:3], True, opt_o, device, autocast)
-        measure(run_weaver, weaver, wbatches[:6], True, opt_w, device, autocast)
+        measure(run_step, ours, batches[:3], True, opt_o, device, autocast)
+        measure(run_step, weaver, wbatches[:6], True, opt_w, device, autocast)
     for _ in range(args.rounds):
-        res["train_weaver"].append(measure(run_weaver, weaver, wbatches, True, opt_w, device, autocast))
-        res["train_ours"].append(measure(run_ours, ours, batches, True, opt_o, device, autocast))
-        res["eval_weaver"].append(measure(run_weaver, weaver, wbatches, False, None, device, autocast))
-        res["eval_ours"].append(measure(run_ours, ours, batches, False, None, device, autocast))
+        res["train_weaver"].append(measure(run_step, weaver, wbatches, True, opt_w, device, autocast))
+        res["train_ours"].append(measure(run_step, ours, batches, True, opt_o, device, autocast))
+        res["eval_weaver"].append(measure(run_step, weaver, wbatches, False, None, device, autocast))
+        res["eval_ours"].append(measure(run_step, ours, batches, False, None, device, autocast))
     med = {k: statistics.median(r[0] for r in v) for k, v in res.items()}
     cpu = {k: statistics.median(r[1] for r in v) for k, v in res.items()}
     print(f"device={device} threads={torch.get_num_threads()} size={args.size} batch={args.batch} "
