@@ -7,7 +7,7 @@
 #   snakemake --configfile configs/paper.yaml ...  # overlays change the scale
 #   snakemake --profile slurm                      # on a SLURM cluster (profiles/slurm)
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.19")
 
@@ -20,9 +20,11 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 include: "workflow/rules/common.smk"
 
 
-# Check the merged config (defaults filled from the schema); errors name the offending key.
-check_config(config, "workflow/schemas/config.schema.yaml")
-validate(config, "workflow/schemas/config.schema.yaml")
+# One validation of the merged config against src/hhfm/config.schema.yaml (the one definition of every
+# key and default); errors name every offending key. Every job runs this checkout's package (PYTHONPATH)
+# and gets the runtime-only keys in HHFM_RUNTIME, outside the tracked params (hhfm.config).
+config.update(validated_config())
+hhfm_config.export_job_environment(SRC, config)
 
 
 wildcard_constraints:
@@ -31,16 +33,9 @@ wildcard_constraints:
     model=r"[A-Za-z_]+(-[A-Za-z_]+)?",
     fraction=r"[0-9.]+(e-?\d+)?",
     seed=r"\d+",
+    task=r"xbb|multiclass|multilabel",
 
 
-# Stage helpers (functions and constants; no rules, so the rule files stay rule-only for the
-# linter) come before the rule files that use them.
-include: "workflow/rules/simulate_helpers.smk"
-include: "workflow/rules/skim_helpers.smk"
-include: "workflow/rules/pretrain_helpers.smk"
-include: "workflow/rules/heads_helpers.smk"
-include: "workflow/rules/evaluate_helpers.smk"
-include: "workflow/rules/plots_helpers.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/skim.smk"
 include: "workflow/rules/pretrain.smk"
@@ -53,4 +48,4 @@ include: "workflow/rules/plots.smk"
 rule all:
     default_target: True
     input:
-        final_targets(),
+        plot_targets(),

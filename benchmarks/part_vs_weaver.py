@@ -29,7 +29,7 @@ import torch
 logging.disable(logging.INFO)  # weaver logs its whole config at INFO on construction
 
 SIZES = {
-    "full": {},  # the paper model (hhfm.models.MODEL_DEFAULTS)
+    "full": {},  # the paper model (the defaults of config.schema.yaml `model`)
     "small": None,  # config.yaml `model` section
 }
 

@@ -17,24 +17,25 @@ import tempfile
 import time
 from pathlib import Path
 
-from hhfm.simulate import generate, samples, simulate_file
+from hhfm import config
+from hhfm.simulate import SECTIONS, generate, samples, simulate_file
 
 
-def generation_only(sample: str, params: dict) -> float:
+def generation_only(sample: str, cfg: config.Section) -> float:
     """Seconds to initialise Pythia and generate the file's events (batched), nothing else."""
     t0 = time.process_time()
     smp = samples.parse_sample(sample)
-    seed = samples.file_seed(params["seed"], sample, 0)
+    seed = samples.file_seed(cfg.seed, sample, 0)
     pythia = generate.make_pythia(samples.pythia_settings(smp, seed))
-    done = 0
-    while done < params["events_per_file"]:
-        n = min(params["batch_size"], params["events_per_file"] - done)
+    sim, done = cfg.simulate, 0
+    while done < sim.events_per_file:
+        n = min(sim.batch_size, sim.events_per_file - done)
         generate.next_batch(pythia, n)
         done += n
     return time.process_time() - t0
 
 
-def whole_chain(sample: str, params: dict, tmp: Path) -> tuple[float, float]:
+def whole_chain(sample: str, cfg: config.Section, tmp: Path) -> tuple[float, float]:
     """Seconds for `simulate_file` of the same events, and the Pythia share of them."""
     spent = [0.0]
 
@@ -52,7 +53,7 @@ def whole_chain(sample: str, params: dict, tmp: Path) -> tuple[float, float]:
     generate.make_pythia, generate.next_batch = timed(orig[0]), timed(orig[1])
     try:
         t0 = time.process_time()
-        simulate_file(params, sample, 0, tmp / sample / "ntuple_0.root", progress=False)
+        simulate_file(cfg, sample, 0, tmp / sample / "ntuple_0.root", progress=False)
         return time.process_time() - t0, spent[0]
     finally:
         generate.make_pythia, generate.next_batch = orig
@@ -65,15 +66,16 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="alternating repeats; the fastest of each is kept")
     ap.add_argument("--samples", nargs="+", default=["GravitonHH_M1000", "QCD_Pt_300to470"])
     args = ap.parse_args()
-    params = {"seed": 1, "events_per_file": args.events, "batch_size": args.batch_size}
+    cfg = config.load({"seed": 1, "simulate": {"events_per_file": args.events, "batch_size": args.batch_size}},
+                      sections=SECTIONS)  # fmt: skip
     print(f"{'sample':<20} {'gen ev/s':>9} {'chain ev/s':>11} {'overhead':>9} {'in-chain gen ev/s':>18} {'in-chain overhead':>18}")
     tot = {"gen": 0.0, "chain": 0.0, "inner": 0.0}
     with tempfile.TemporaryDirectory() as tmp:
         for sample in args.samples:
             gen, chain = [], []
             for _ in range(args.repeats):  # alternate so that load changes hit both alike
-                gen.append(generation_only(sample, params))
-                chain.append(whole_chain(sample, params, Path(tmp)))
+                gen.append(generation_only(sample, cfg))
+                chain.append(whole_chain(sample, cfg, Path(tmp)))
             g = min(gen)
             c, inner = min(chain)
             tot["gen"] += g

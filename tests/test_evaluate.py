@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from hhfm.evaluate import evaluate_scores
-from hhfm.evaluate.metrics import auc, binary_metrics, rejection_at, roc_curve
+from hhfm.metrics import auc, binary_metrics, rejection_at, roc_curve
 from hhfm.evaluate.summarise import aggregate, data_efficiency, events_to_reach
 
 

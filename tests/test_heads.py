@@ -11,19 +11,27 @@ import pandas as pd
 import pytest
 import torch
 
+from hhfm import config
 from hhfm.cli import main as hhfm_main
+from hhfm.dataset import read_rows
 from hhfm.errors import ConfigError, InputError
-from hhfm.heads.data import HeadData, read_rows, val_fraction
+from hhfm.heads.data import HeadData, val_fraction
 from hhfm.heads.model import DeepSetsHead, EventClassifier, build_head, parse_model
-from hhfm.heads.train import DEFAULTS, SCORE_COLUMNS, auc, build_model, resolve_params
+from hhfm.heads.task import build_model
+from hhfm.layout import HISTORY_COLUMNS, RUN_FIELDS, SCORE_COLUMNS
+from hhfm.metrics import auc
 from hhfm.models import load_tagger
 
-#: tiny head and training settings: seconds per run
-PARAMS = {"seed": 7, "phi_width": 16, "phi_layers": 2, "rho_width": 16, "rho_layers": 2, "batch_size": 32,
+#: tiny head and training settings (the `heads` section): seconds per run
+PARAMS = {"phi_width": 16, "phi_layers": 2, "rho_width": 16, "rho_layers": 2, "batch_size": 32,
           "max_epochs": 4, "max_epochs_backbone": 2, "min_events_per_epoch": 64, "patience": 10,
           "val_min_events": 30, "lr_head": 3e-3, "lr_backbone_finetuned": 1e-3, "lr_backbone_scratch": 1e-3}
-RUN_JSON_KEYS = {"model", "representation", "strategy", "fraction", "seed", "n_train_events", "n_val_events",
-                 "n_test_events", "epochs_run", "best_epoch", "wall_time_s", "device", "n_params_trainable", "backbone"}
+SEED = 7
+
+
+def heads_section(**over):
+    """The validated `heads` section: PARAMS over the schema's defaults."""
+    return config.section("heads", {**PARAMS, **over})
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +60,8 @@ def embeddings(dataset, backbone, tmp_path_factory) -> Path:
 
 def train_head(model: str, outdir: Path, dataset: Path, backbone: Path | None = None, embeddings: Path | None = None,
                fraction: float = 1.0, seed: int = 0, params: dict | None = None, extra: tuple = ()) -> int:
-    argv = ["train-head", "--params", json.dumps({**PARAMS, **(params or {})}), "--model", model, "--fraction",
+    cfg = {"seed": SEED, "heads": {**PARAMS, **(params or {})}}
+    argv = ["train-head", "--config", json.dumps(cfg), "--model", model, "--fraction",
             str(fraction), "--seed", str(seed), "--dataset", str(dataset), "--outdir", str(outdir), *extra]
     argv += ["--backbone", str(backbone)] if backbone else []
     argv += ["--embeddings", str(embeddings)] if embeddings else []
@@ -87,9 +96,9 @@ def test_head_invariant_to_jet_order_and_padding(pool):
 def test_event_classifier_with_backbone_ignores_padding_jets(dataset, backbone, embed_dim):
     tagger, _ = load_tagger(backbone)
     torch.manual_seed(0)
-    model = EventClassifier("embedding", build_head("embedding", embed_dim, {**DEFAULTS, **PARAMS}), tagger,
+    model = EventClassifier("embedding", build_head("embedding", embed_dim, heads_section()), tagger,
                             freeze_backbone=True).eval()
-    data = HeadData(dataset, 1.0, {**DEFAULTS, **PARAMS}, "embedding", constituents=True)
+    data = HeadData(dataset, 1.0, heads_section(), "embedding", constituents=True)
     idx = np.arange(8)
     batch = data.batch("test", idx, torch.device("cpu"))
     ref = model(batch)
@@ -106,7 +115,7 @@ def test_parse_model_and_head_shapes():
     for bad in ("embedding", "score-partial", "foo-frozen"):
         with pytest.raises(ConfigError):
             parse_model(bad)
-    p = {**DEFAULTS, **PARAMS}
+    p = heads_section()
     assert build_head("score", 16, p).phi[0].in_features == 6
     assert build_head("embedding", 16, p).phi[0].in_features == 21
     assert build_head("embedding_only", 16, p).phi[0].in_features == 16
@@ -122,11 +131,11 @@ def test_frozen_backbone_stays_bit_identical(dataset, backbone, embed_dim, tmp_p
     assert after.keys() == ref.state_dict().keys()
     assert all(torch.equal(after[k], t) for k, t in ref.state_dict().items())
     run = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert run["n_params_trainable"] == sum(p.numel() for p in build_head("embedding", embed_dim, {**DEFAULTS, **PARAMS}).parameters())
+    assert run["n_params_trainable"] == sum(p.numel() for p in build_head("embedding", embed_dim, heads_section()).parameters())
 
 
 def test_cache_matches_backbone_in_the_loop(dataset, backbone, embeddings, embed_dim):
-    params = {**DEFAULTS, **PARAMS}
+    params = heads_section()
     cached = HeadData(dataset, 1.0, params, "embedding", embeddings=embeddings)
     live = HeadData(dataset, 1.0, params, "embedding", constituents=True)
     tagger, _ = load_tagger(backbone)
@@ -147,7 +156,7 @@ def test_cache_matches_backbone_in_the_loop(dataset, backbone, embeddings, embed
 
 def test_finetuned_starts_from_checkpoint_and_changes(dataset, backbone, tmp_path):
     ref = load_tagger(backbone)[0].state_dict()
-    model = build_model("embedding", "finetuned", {**DEFAULTS, **PARAMS}, [7, 0], backbone=str(backbone))
+    model = build_model("embedding", "finetuned", heads_section(), [7, 0], backbone=str(backbone))
     assert all(torch.equal(model.tagger.state_dict()[k], t) for k, t in ref.items())
     assert train_head("embedding-finetuned", tmp_path / "run", dataset, backbone, fraction=0.2,
                       params={"max_epochs_backbone": 1}) == 0
@@ -157,7 +166,7 @@ def test_finetuned_starts_from_checkpoint_and_changes(dataset, backbone, tmp_pat
 
 
 def test_strategies_share_the_head_architecture_and_init(backbone, embed_dim):
-    params = {**DEFAULTS, **PARAMS}
+    params = heads_section()
     heads = [build_model("embedding", "frozen", params, [7, 0], rep_dim=embed_dim).head.state_dict()]
     heads += [build_model("embedding", s, params, [7, 0], backbone=str(backbone)).head.state_dict()
               for s in ("finetuned", "scratch")]
@@ -167,7 +176,7 @@ def test_strategies_share_the_head_architecture_and_init(backbone, embed_dim):
 
 def test_scratch_starts_from_fresh_init(backbone):
     ref = load_tagger(backbone)[0].state_dict()
-    params = {**DEFAULTS, **PARAMS}
+    params = heads_section()
     a = build_model("embedding", "scratch", params, [7, 0], backbone=str(backbone)).tagger.state_dict()
     b = build_model("embedding", "scratch", params, [7, 0], backbone=str(backbone)).tagger.state_dict()
     c = build_model("embedding", "scratch", params, [7, 1], backbone=str(backbone)).tagger.state_dict()
@@ -188,7 +197,7 @@ def test_end_to_end_run_lowers_loss(model, dataset, backbone, embeddings, tmp_pa
     assert train_head(model, out, dataset, None if model == "standard" else backbone,
                       embeddings if frozen else None, fraction=0.5 if frozen else 0.2, seed=1) == 0
     metrics = pd.read_csv(out / "metrics.csv")
-    assert list(metrics.columns) == ["epoch", "train_loss", "val_loss", "val_auc", "lr", "time_s"]
+    assert list(metrics.columns) == HISTORY_COLUMNS
     assert metrics["train_loss"].iloc[-1] < metrics["train_loss"].iloc[0]
     scores = pd.read_parquet(out / "scores.parquet")
     assert list(scores.columns) == SCORE_COLUMNS
@@ -203,18 +212,19 @@ def test_end_to_end_run_lowers_loss(model, dataset, backbone, embeddings, tmp_pa
     if frozen:  # 4 epochs on fixed inputs: the head separates signal from background
         assert auc(scores["score"].to_numpy(), scores["label"].to_numpy()) > 0.6
     run = json.loads((out / "run.json").read_text())
-    assert set(run) == RUN_JSON_KEYS
+    assert list(run) == RUN_FIELDS
     assert run["model"] == model and run["fraction"] == (0.5 if frozen else 0.2) and run["seed"] == 1
     assert run["n_test_events"] == len(scores) and run["epochs_run"] == len(metrics)
     assert run["wall_time_s"] > 0 and run["device"].startswith("cpu")
     assert run["backbone"] == (None if model == "standard" else str(backbone))
+    assert run["backbone_task"] == (None if model == "standard" else "xbb")
 
 
 def test_resume_after_interruption_gives_same_result(dataset, backbone, tmp_path):
     """An uninterrupted run and one stopped after epoch 1 then resumed end bit-identical (dropout included)."""
     args = dict(dataset=dataset, backbone=backbone, fraction=0.2)
     assert train_head("embedding-scratch", tmp_path / "full", **args) == 0
-    assert train_head("embedding-scratch", tmp_path / "cut", **args, extra=("--max-epochs", "1")) == 0
+    assert train_head("embedding-scratch", tmp_path / "cut", **args, extra=("--stop-after", "1")) == 0
     assert not (tmp_path / "cut" / "scores.parquet").exists()
     assert len(pd.read_csv(tmp_path / "cut" / "metrics.csv")) == 1
     assert train_head("embedding-scratch", tmp_path / "cut", **args) == 0
@@ -225,7 +235,7 @@ def test_resume_after_interruption_gives_same_result(dataset, backbone, tmp_path
 
 
 def test_smaller_fraction_trains_on_a_nested_subset(dataset):
-    params = {**DEFAULTS, **PARAMS}
+    params = heads_section()
     small, large = (HeadData(dataset, f, params, "standard") for f in (0.2, 0.6))
     assert set(small.splits["train"].rows) < set(large.splits["train"].rows)
     assert np.array_equal(small.splits["test"].rows, large.splits["test"].rows)
@@ -240,14 +250,6 @@ def test_validation_size_policy():
     assert val_fraction(10000, 1000, 0.25, 200) == 1.0  # capped at the split
 
 
-def test_auc_matches_pairwise_definition():
-    rng = np.random.default_rng(1)
-    score, label = rng.integers(0, 5, 200).astype(float), rng.integers(0, 2, 200)
-    pos, neg = score[label == 1], score[label == 0]
-    pairwise = ((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (len(pos) * len(neg))
-    assert auc(score, label) == pytest.approx(pairwise)
-
-
 def test_read_rows_matches_fancy_indexing(tmp_path):
     data = np.arange(50_000, dtype=np.int64).reshape(-1, 2)
     with h5py.File(tmp_path / "a.h5", "w") as f:
@@ -258,11 +260,11 @@ def test_read_rows_matches_fancy_indexing(tmp_path):
 
 def test_bad_inputs_raise_clear_errors(dataset, backbone, tmp_path):
     with pytest.raises(InputError, match="does not exist"):
-        HeadData(tmp_path / "missing.h5", 1.0, {**DEFAULTS, **PARAMS}, "standard")
-    with pytest.raises(ConfigError, match="unknown key"):
-        resolve_params({"phi_widht": 3})
+        HeadData(tmp_path / "missing.h5", 1.0, heads_section(), "standard")
+    with pytest.raises(ConfigError, match=r"'heads.phi_widht': unknown key"):
+        heads_section(phi_widht=3)
     with pytest.raises(ConfigError, match="heads.pool"):
-        resolve_params({"pool": "max"})
+        heads_section(pool="max")
     assert train_head("embedding-frozen", tmp_path / "r", dataset) == 1  # neither cache nor backbone
     assert train_head("score-frozen", tmp_path / "r", dataset, backbone, tmp_path / "nope.h5") == 1
     assert not (tmp_path / "r" / "scores.parquet").exists()

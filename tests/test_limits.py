@@ -83,9 +83,13 @@ def test_binning_has_minimum_background_per_bin():
 
 def test_cli_workspace_refits_with_pyhf_cls(tmp_path):
     _scores(masses=(1000.0, 2500.0)).to_parquet(tmp_path / "scores.parquet")
+    run = {"model": "score-frozen", "representation": "score", "strategy": "frozen", "fraction": 1.0, "seed": 0,
+           "n_train_events": 100}
+    (tmp_path / "run.json").write_text(json.dumps(run))
     outdir = tmp_path / "limits" / "score-frozen" / "f1_s0"
-    subprocess.run([sys.executable, "-m", "hhfm.cli", "limits", "--params", json.dumps(FAST), "--scores",
-                    str(tmp_path / "scores.parquet"), "--outdir", str(outdir)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "hhfm.cli", "limits", "--config", json.dumps({"limits": FAST}), "--scores",
+                    str(tmp_path / "scores.parquet"), "--run", str(tmp_path / "run.json"), "--outdir", str(outdir),
+                    "--table", str(outdir.with_name("f1_s0.csv"))], check=True, capture_output=True)
     table = pd.read_csv(outdir.with_name("f1_s0.csv"))
     assert list(table["mass"]) == [1000.0, 2500.0]
     assert (table["model"] == "score-frozen").all() and (table["strategy"] == "frozen").all()
@@ -105,11 +109,15 @@ def test_cli_workspace_refits_with_pyhf_cls(tmp_path):
 def test_bad_config_and_input(tmp_path):
     with pytest.raises(ConfigError, match="n_bins"):
         limits_for_scores(_scores(), {"n_bins": 0})
-    with pytest.raises(ConfigError, match="lumi"):
+    with pytest.raises(ConfigError, match="'limits.lumi': unknown key"):
         limits_for_scores(_scores(), {"lumi": 3})
     _scores().drop(columns="score").to_parquet(tmp_path / "s.parquet")
+    run = {"model": "standard", "representation": "fj_doubleb", "strategy": "frozen", "fraction": 1.0, "seed": 0,
+           "n_train_events": 100}
+    (tmp_path / "run.json").write_text(json.dumps(run))
     res = subprocess.run([sys.executable, "-m", "hhfm.cli", "limits", "--scores", str(tmp_path / "s.parquet"),
-                          "--outdir", str(tmp_path / "m" / "f1_s0")], capture_output=True, text=True)
+                          "--run", str(tmp_path / "run.json"), "--outdir", str(tmp_path / "m" / "f1_s0"),
+                          "--table", str(tmp_path / "m" / "f1_s0.csv")], capture_output=True, text=True)
     assert res.returncode == 1 and "s.parquet" in res.stderr and "score" in res.stderr
     assert not (tmp_path / "m" / "f1_s0.csv").exists()
 

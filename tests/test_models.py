@@ -8,16 +8,20 @@ import math
 import pytest
 import torch
 
+from hhfm import config
 from hhfm.errors import ConfigError, InputError
+from hhfm.features import N_PARTICLE_FEATURES
 from hhfm.models import (
     TASK_OUTPUTS,
     JetTagger,
+    ParticleTransformer,
     build_backbone,
     build_tagger,
     convert_weaver_state_dict,
     load_tagger,
     load_weaver_checkpoint,
     load_weights_by_name,
+    model_config,
     pair_features,
     save_tagger,
     trim_to_longest,
@@ -60,8 +64,6 @@ def weaver_part(cfg: dict):
     """weaver-core's ParticleTransformer with the same hyperparameters, returning the embedding (fc_params=None)."""
     weaver = pytest.importorskip("weaver.nn.model.ParticleTransformer")
     logging.getLogger("weaver").setLevel(logging.WARNING)
-    from hhfm.models import model_config
-
     c = model_config(cfg)
     return weaver.ParticleTransformer(
         c["input_dim"], num_classes=None, fc_params=None, pair_input_dim=c["pair_input_dim"],
@@ -216,7 +218,7 @@ def test_fully_padded_rows_give_no_nan(train_mode):
 
 
 def test_cpu_attention_with_dropout_is_sdpa_math():
-    from hhfm.models.particle_transformer import attention_with_dropout, dropout_keep_mask
+    from hhfm.models.attention import attention_with_dropout, dropout_keep_mask
 
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, 4, 9, 8, generator=g) for _ in range(3))
@@ -289,10 +291,12 @@ def test_bad_checkpoints_and_configs_raise_clear_errors(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a zip")
     with pytest.raises(InputError, match="junk.pt"):
         load_tagger(tmp_path / "junk.pt")
-    with pytest.raises(ConfigError, match="unknown key"):
+    with pytest.raises(ConfigError, match="model.embed_dim': unknown key"):
         build_backbone({"embed_dim": 64})
-    with pytest.raises(ConfigError, match="divisible"):
+    with pytest.raises(ConfigError, match="model.num_heads"):
         build_backbone({"embed_dims": [30], "num_heads": 4})
+    with pytest.raises(ConfigError, match="model.dropout"):
+        build_backbone({"dropout": 1.5})
     with pytest.raises(ConfigError, match="task"):
         build_tagger(SMALL, "top")
 
@@ -301,3 +305,13 @@ def test_paper_defaults_are_the_paper_model():
     m = build_backbone({})
     assert m.embed_dim == 128 and len(m.blocks) == 8 and len(m.cls_blocks) == 2 and m.num_heads == 8
     assert math.isclose(m.blocks[0].dropout.p, 0.1) and m.cls_blocks[0].dropout.p == 0.0
+    assert m.config == config.defaults("model")  # the schema is the one source of the defaults
+    assert m.config["input_dim"] == N_PARTICLE_FEATURES
+
+
+def test_model_config_fills_from_the_schema_and_gives_ints():
+    cfg = model_config({"embed_dims": [32.0, 64.0], "num_heads": 4.0})  # JSON numbers that are integers
+    assert cfg == {**config.defaults("model"), "embed_dims": [32, 64], "num_heads": 4}
+    assert all(type(d) is int for d in cfg["embed_dims"]) and type(cfg["num_heads"]) is int
+    with pytest.raises(TypeError):
+        ParticleTransformer(17, [32])  # hyperparameters are keyword-only, without defaults

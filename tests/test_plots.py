@@ -72,17 +72,17 @@ def test_every_figure_written_from_tiny_tables(tmp_path, fractions, with_jets):
     summary = tmp_path / "summary"
     jets = tmp_path / "jet_scores.parquet"
     _jets(np.random.default_rng(1)).to_parquet(jets)
-    res = _hhfm("summarise", "--inputs", *map(str, csvs), "--jet-scores", str(jets), "--outdir", str(summary))
+    res = _hhfm("summarise", "--inputs", *map(str, csvs), "--jet-scores", f"xbb={jets}", "--outdir", str(summary))
     assert res.returncode == 0, res.stderr
     for name in ("metrics.csv", "metrics.parquet", "aggregated.csv", "data_efficiency.csv", "jet_metrics.csv"):
         assert (summary / name).stat().st_size > 0
     eff = pd.read_csv(summary / "data_efficiency.csv")
     assert len(eff) == 2 * 3 * 4  # 2 models x (all, 1000, 2500) x (rej50, rej70, rej90, auc)
     jm = pd.read_csv(summary / "jet_metrics.csv")
-    assert set(jm["tagger"]) == {"ParT Xbb", "fj_doubleb"}
+    assert set(jm["tagger"]) == {"ParT xbb", "fj_doubleb"}
     limits.to_csv(summary / "limits.csv", index=False)
     outdir = tmp_path / "plots"
-    extra = ["--jet-scores", str(jets)] if with_jets else []
+    extra = ["--jet-scores", f"xbb={jets}"] if with_jets else []
     res = _hhfm("plots", "--summary", str(summary), "--runs", *map(str, dirs), *extra, "--outdir", str(outdir))
     assert res.returncode == 0, res.stderr
     for name in FIGURES:

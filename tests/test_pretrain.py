@@ -17,28 +17,28 @@ import pandas as pd
 import pytest
 import torch
 
-from fixtures_pretrain import TINY_PRETRAIN_PARAMS, tiny_model_section
+from fixtures_pretrain import TINY_PRETRAIN_PARAMS, TINY_SEED, pretrain_config, tiny_model_section
 from hhfm.dataset import jet_rows
 from hhfm.errors import ConfigError, InputError
 from hhfm.features import JET_CLASSES, SPLITS
+from hhfm.layout import CHECKPOINT, HISTORY_COLUMNS, JET_SCORE_COLUMNS
 from hhfm.models import TASK_OUTPUTS, load_tagger
-from hhfm.pretrain import background_rejection, lr_factor, roc_auc, stage_config, train
+from hhfm.pretrain import train
 
 #: small and fast: a subset of the train split, one or two epochs
 QUICK = {**TINY_PRETRAIN_PARAMS, "max_train_jets": 160, "batch_size": 32}
 
 
-def quick_cfg(**kw) -> dict:
-    return stage_config({**QUICK, "model": tiny_model_section(), **kw})
+def quick_cfg(**kw):
+    return pretrain_config(**{**QUICK, **kw})
 
 
 def test_outputs_follow_the_contract(tiny_pretrain_dir, tiny_dataset):
     metrics = pd.read_csv(tiny_pretrain_dir / "metrics.csv")
-    assert list(metrics.columns) == ["epoch", "train_loss", "val_loss", "val_auc", "val_rej50", "val_rej90", "lr",
-                                     "time_s"]
+    assert list(metrics.columns) == HISTORY_COLUMNS
     assert metrics["epoch"].tolist() == [1] and np.isfinite(metrics[["train_loss", "val_loss"]]).all().all()
     scores = pd.read_parquet(tiny_pretrain_dir / "jet_scores.parquet")
-    assert list(scores.columns) == ["jet", "score", "label_xbb", "label_class", "fj_doubleb", "fj_pt", "fj_sdmass"]
+    assert list(scores.columns) == JET_SCORE_COLUMNS
     assert scores["score"].between(0, 1).all()
     with h5py.File(tiny_dataset) as f:
         jets = f["jets"]
@@ -81,7 +81,8 @@ def test_each_task_runs(task, tiny_dataset, tmp_path):
 
 
 def _cli(params: dict, dataset: Path, outdir: Path, *extra: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "hhfm.cli", "pretrain", "--params", json.dumps(params), "--dataset", str(dataset),
+    cfg = {"seed": TINY_SEED, "pretrain": params, "model": tiny_model_section()}
+    cmd = [sys.executable, "-m", "hhfm.cli", "pretrain", "--config", json.dumps(cfg), "--dataset", str(dataset),
            "--outdir", str(outdir), "--threads", "1", *extra]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
@@ -90,12 +91,12 @@ def test_resume_after_kill_gives_the_same_weights(tiny_dataset, tmp_path):
     """Uninterrupted 3 epochs == killed (SIGKILL during epoch 2 or later) and rerun, bit for bit.
 
     The two runs are separate processes with the same seed, so this is also the same-seed-same-result check."""
-    params = {**QUICK, "epochs": 3, "model": tiny_model_section()}
+    params = {**QUICK, "epochs": 3}
     ref = _cli(params, tiny_dataset, tmp_path / "ref")
     assert ref.wait(timeout=600) == 0, ref.stderr.read()
 
     killed = _cli(params, tiny_dataset, tmp_path / "run")
-    ckpt = tmp_path / "run" / "checkpoint_last.pt"
+    ckpt = tmp_path / "run" / "checkpoint.pt"
     deadline = time.time() + 600
     while not ckpt.exists() and killed.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -108,14 +109,14 @@ def test_resume_after_kill_gives_the_same_weights(tiny_dataset, tmp_path):
 
     resumed = _cli(params, tiny_dataset, tmp_path / "run")
     assert resumed.wait(timeout=600) == 0
-    assert "resuming from" in resumed.stderr.read()
+    assert "resuming" in resumed.stderr.read()
     a = torch.load(tmp_path / "ref" / "backbone.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "run" / "backbone.pt", weights_only=True)["state_dict"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     ma, mb = (pd.read_csv(tmp_path / d / "metrics.csv") for d in ("ref", "run"))
     assert ma.drop(columns="time_s").equals(mb.drop(columns="time_s"))
-    ca = torch.load(tmp_path / "ref" / "checkpoint_last.pt", weights_only=True)["model"]
-    cb = torch.load(tmp_path / "run" / "checkpoint_last.pt", weights_only=True)["model"]
+    ca = torch.load(tmp_path / "ref" / "checkpoint.pt", weights_only=True)["model"]
+    cb = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.equal(ca[k], cb[k]) for k in ca)  # final (not only best) weights identical too
 
 
@@ -131,14 +132,14 @@ def test_stop_after_and_changed_params_start_afresh(tiny_dataset, tmp_path):
 def test_bad_inputs_raise_clear_errors(tiny_dataset, tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         train(quick_cfg(), str(tmp_path / "missing.h5"), tmp_path / "out")
-    with pytest.raises(ConfigError, match="unknown key"):
-        stage_config({"epoch": 3})
-    with pytest.raises(ConfigError, match="task"):
-        stage_config({"task": "top"})
-    with pytest.raises(ConfigError, match="batch_size"):
-        stage_config({"batch_size": 0})
-    with pytest.raises(ConfigError, match="model"):
-        stage_config({"model": {"layers": 3}})
+    with pytest.raises(ConfigError, match=r"'pretrain.epoch': unknown key"):
+        pretrain_config(epoch=3)
+    with pytest.raises(ConfigError, match=r"'pretrain.task'"):
+        pretrain_config(task="top")
+    with pytest.raises(ConfigError, match=r"'pretrain.batch_size'"):
+        pretrain_config(batch_size=0)
+    with pytest.raises(ConfigError, match=r"'model.layers': unknown key"):
+        pretrain_config(model={"layers": 3})
     bad = tmp_path / "nan.h5"
     shutil.copy(tiny_dataset, bad)
     with h5py.File(bad, "r+") as f:
@@ -155,22 +156,23 @@ def test_bad_inputs_raise_clear_errors(tiny_dataset, tmp_path):
     assert not any((tmp_path / d / "backbone.pt").exists() for d in ("out", "out2", "out3"))
 
 
-def test_cli_reports_errors_as_one_line(tiny_dataset, tmp_path):
+def test_cli_reports_errors_as_one_line(tiny_dataset, tmp_path, capsys):
     from hhfm.cli import main
 
-    assert main(["pretrain", "--params", '{"task": "nope"}', "--dataset", str(tiny_dataset), "--outdir",
+    assert main(["pretrain", "--config", '{"pretrain": {"task": "nope"}}', "--dataset", str(tiny_dataset), "--outdir",
                  str(tmp_path)]) == 1
+    assert "pretrain.task" in capsys.readouterr().err
 
 
-def test_metric_helpers():
-    y = np.array([0, 0, 1, 1])
-    assert roc_auc(y, np.array([0.1, 0.4, 0.35, 0.8])) == 0.75
-    assert roc_auc(y, np.array([0.5, 0.5, 0.5, 0.5])) == 0.5
-    assert np.isnan(roc_auc(np.ones(3), np.arange(3.0)))
-    s = np.r_[np.linspace(0, 1, 100), np.linspace(0.5, 1.5, 100)]
-    lab = np.r_[np.zeros(100), np.ones(100)]
-    separated = np.r_[np.linspace(0, 1, 100), np.linspace(2, 3, 100)]
-    assert background_rejection(lab, separated, 0.5) == 100.0  # no background passes: bounded by n_bkg
-    assert background_rejection(lab, s, 0.9) == pytest.approx(1 / 0.39, rel=0.05)
-    got = [lr_factor(s_, 100, 5, 0.7) for s_ in (0, 4, 50, 69, 70, 85, 99, 100)]
-    assert got == pytest.approx([0.2, 1.0, 1.0, 1.0, 1.0, 0.5, 1 / 30, 0.0])  # warm-up, flat 70 %, linear to 0
+def test_runtime_options_do_not_change_the_run(tiny_dataset, tmp_path, caplog):
+    """device is runtime-only (x-runtime): a checkpoint written with device=cpu resumes under device=auto."""
+    from hhfm import config
+
+    cfg = {"seed": TINY_SEED, "pretrain": {**QUICK, "epochs": 2}, "model": tiny_model_section()}
+    sections = ["seed", "pretrain", "model"]
+    assert not train(config.load(cfg, {"pretrain": {"device": "cpu"}}, sections), str(tiny_dataset), tmp_path, 1)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="hhfm"):
+        assert train(config.load(cfg, {"pretrain": {"device": "auto"}}, sections), str(tiny_dataset), tmp_path)
+    assert "resuming" in caplog.text and "another run" not in caplog.text
+    assert pd.read_csv(tmp_path / "metrics.csv")["epoch"].tolist() == [1, 2]

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import uproot
 
+from hhfm import config
 from hhfm.errors import ConfigError
-from hhfm.simulate import samples, simulate_file
+from hhfm.simulate import SECTIONS, samples, simulate_file
 
 TREE = "deepntuplizer/tree"
 
@@ -246,14 +247,19 @@ def test_reads_back_with_coffea_baseschema(simulated_files):
 
 
 # ----------------------------------------------------------------- determinism and errors ----
-SMALL = {"seed": 3, "events_per_file": 40, "batch_size": 25}
+SMALL = {"events_per_file": 40, "batch_size": 25}
+
+
+def _cfg(seed: int = 3, **simulate) -> config.Section:
+    """The validated stage config: SMALL updated by `simulate` (the `simulate` section), and `seed`."""
+    return config.load({"seed": seed, "simulate": {**SMALL, **simulate}}, sections=SECTIONS)
 
 
 def test_same_seed_gives_identical_arrays_and_other_index_differs(tmp_path):
     sample = "GravitonHH_M1000"
-    simulate_file(SMALL, sample, 0, tmp_path / "a" / "ntuple_0.root", progress=False)
-    simulate_file(SMALL, sample, 0, tmp_path / "b" / "ntuple_0.root", progress=False)
-    simulate_file(SMALL, sample, 1, tmp_path / "c" / "ntuple_1.root", progress=False)
+    simulate_file(_cfg(), sample, 0, tmp_path / "a" / "ntuple_0.root", progress=False)
+    simulate_file(_cfg(), sample, 0, tmp_path / "b" / "ntuple_0.root", progress=False)
+    simulate_file(_cfg(), sample, 1, tmp_path / "c" / "ntuple_1.root", progress=False)
     a, b, c = (_arrays(tmp_path / d / n) for d, n in (("a", "ntuple_0.root"), ("b", "ntuple_0.root"),
                                                       ("c", "ntuple_1.root")))  # fmt: skip
     assert a.fields == b.fields
@@ -273,14 +279,17 @@ def test_same_seed_gives_identical_arrays_and_other_index_differs(tmp_path):
         ("QCD_Pt_470to300", {}, "low edge"),
         ("GravitonHH_M1000", {"pythia_settings": ["NotAModule:nonsense = on"]}, "NotAModule:nonsense"),
         ("QCD_Pt_300to470", {"pythia_settings": ["HardQCD:all = off"]}, r"init\(\) failed"),
-        ("GravitonHH_M1000", {"batch_size": 0}, "batch_size"),
-        ("GravitonHH_M1000", {"detector": {"nonsense": 1}}, "nonsense"),
+        ("GravitonHH_M1000", {"batch_size": 0}, "simulate.batch_size"),
+        ("GravitonHH_M1000", {"batch_size": 1001}, "simulate.batch_size"),
+        ("GravitonHH_M1000", {"detector": {"nonsense": 1}}, "simulate.detector.nonsense"),
+        ("GravitonHH_M1000", {"pileup": {"mean": 0}}, "simulate.pileup.mean"),
+        ("GravitonHH_M1000", {"events_per_file": 2**31}, "overflow uint32"),
     ],
 )
 def test_bad_settings_raise_config_error_and_write_nothing(tmp_path, sample, params, match):
     out = tmp_path / "ntuple_0.root"
     with pytest.raises(ConfigError, match=match):
-        simulate_file({**SMALL, **params}, sample, 0, out, progress=False)
+        simulate_file(_cfg(**params), sample, 2, out, progress=False)
     assert not out.exists() and not out.with_suffix(".json").exists()
     assert list(tmp_path.iterdir()) == []
 
@@ -288,7 +297,7 @@ def test_bad_settings_raise_config_error_and_write_nothing(tmp_path, sample, par
 def test_cli_reports_bad_sample_in_one_line(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "hhfm.cli", "simulate", "--sample", "GravitonHH_M-5", "--index", "0",
-         "--output", str(tmp_path / "x.root"), "--params", "{}"],
+         "--output", str(tmp_path / "x.root"), "--config", '{"seed": 1, "simulate": {}}'],
         capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode == 1
@@ -297,9 +306,10 @@ def test_cli_reports_bad_sample_in_one_line(tmp_path):
 
 
 def test_pileup_particles_are_off_vertex_and_optional(tmp_path):
-    params = {**SMALL, "events_per_file": 30, "pileup": {"particles": True, "mean": 40.0}}
-    simulate_file(params, "QCD_Pt_470to600", 0, tmp_path / "pu.root", progress=False)
-    simulate_file({**params, "pileup": {"mean": 40.0}}, "QCD_Pt_470to600", 0, tmp_path / "nopu.root", progress=False)
+    pu_cfg = _cfg(events_per_file=30, pileup={"particles": True, "mean": 40.0})
+    simulate_file(pu_cfg, "QCD_Pt_470to600", 0, tmp_path / "pu.root", progress=False)
+    simulate_file(_cfg(events_per_file=30, pileup={"mean": 40.0}), "QCD_Pt_470to600", 0, tmp_path / "nopu.root",
+                  progress=False)  # fmt: skip
     pu, nopu = _arrays(tmp_path / "pu.root"), _arrays(tmp_path / "nopu.root")
     ch_pu, ch_nopu = pu.pfcand_charge != 0, nopu.pfcand_charge != 0
     assert ak.any(pu.pfcand_fromPV[ch_pu] == 0) and not ak.any(nopu.pfcand_fromPV[ch_nopu] == 0)
@@ -313,8 +323,8 @@ def test_pileup_particles_are_off_vertex_and_optional(tmp_path):
 
 def test_batches_without_jets_and_many_baskets(tmp_path):
     """Single-event batches (some with no selected jet, more than uproot's initial basket capacity)."""
-    params = {"seed": 4, "events_per_file": 16, "batch_size": 1, "jet_min_pt": 380.0}
-    side = simulate_file(params, "QCD_Pt_300to470", 0, tmp_path / "ntuple_0.root", progress=False)
+    cfg = _cfg(seed=4, events_per_file=16, batch_size=1, jet_min_pt=380.0)
+    side = simulate_file(cfg, "QCD_Pt_300to470", 0, tmp_path / "ntuple_0.root", progress=False)
     a = _arrays(tmp_path / "ntuple_0.root")
     assert len(a) == side["n_jets"] > 0
     assert len(np.unique(a.event_no.to_numpy())) < 16  # some events had no jet above 380 GeV

@@ -17,7 +17,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "skim": ("hhfm.skim", "skim record-format ROOT files to training-ready HDF5"),
     "merge-skim": ("hhfm.skim.merge", "merge per-file skims into one dataset with splits and fractions"),
     "pretrain": ("hhfm.pretrain", "pretrain the ParT backbone on a jet task"),
-    "embed": ("hhfm.embed", "cache frozen-backbone jet embeddings and scores"),
+    "embed": ("hhfm.heads.embed", "cache frozen-backbone jet embeddings and scores"),
     "train-head": ("hhfm.heads", "train one event-level head (representation x strategy x fraction x seed)"),
     "evaluate": ("hhfm.evaluate", "metrics of one head run from its saved test scores"),
     "summarise": ("hhfm.evaluate.summarise", "merge per-run metrics into tidy tables"),

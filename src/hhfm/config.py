@@ -22,6 +22,8 @@ from typing import Any, Iterator, Mapping
 from hhfm.errors import ConfigError
 
 SCHEMA_FILE = Path(__file__).with_name("config.schema.yaml")
+#: environment variable with the runtime-only keys (JSON), set by the workflow for every job
+RUNTIME_ENV = "HHFM_RUNTIME"
 
 
 @functools.lru_cache(maxsize=1)
@@ -158,6 +160,18 @@ def runtime(cfg: Mapping) -> dict:
     return _split(dict(cfg), _schema(), keep_runtime=True)
 
 
+def export_job_environment(src: str, cfg: Mapping) -> None:
+    """Set the environment every workflow job inherits (local jobs, and SLURM jobs, whose Snakemake parses
+    the Snakefile again): PYTHONPATH with `src` first, so rules run `python -m hhfm.cli` from the
+    workflow's own source in whatever software environment the job has (`--sdm conda` included), and
+    HHFM_RUNTIME with the runtime-only keys of `cfg`, so changing one reruns nothing."""
+    import os
+
+    paths = [src] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != src]
+    os.environ["PYTHONPATH"] = os.pathsep.join(paths)
+    os.environ[RUNTIME_ENV] = json.dumps(runtime(cfg), sort_keys=True)
+
+
 def merge(base: Mapping, over: Mapping) -> dict:
     """`over` merged into `base` recursively (mappings merge, other values replace)."""
     out = copy.deepcopy(dict(base))
@@ -182,17 +196,34 @@ def parse_json(text: str | None, what: str) -> dict:
     return value
 
 
+def _runtime_from_env(sections: list[str] | None) -> dict:
+    """Runtime-only keys the workflow exported in HHFM_RUNTIME, restricted to `sections`."""
+    import os
+
+    value = parse_json(os.environ.get(RUNTIME_ENV), f"${RUNTIME_ENV}")
+    return {k: v for k, v in value.items() if sections is None or k in sections}
+
+
 def load(config_json: str | Mapping | None, runtime_json: str | Mapping | None = None,
          sections: list[str] | None = None) -> "Section":
     """A stage's config from its `--config` (tracked) and `--runtime` JSON: validated, defaults filled.
 
+    Without `runtime_json` the runtime-only keys come from $HHFM_RUNTIME (set by the workflow), if set.
     `sections` limits what may appear (default: the sections present, plus `seed`).
     """
     cfg = config_json if isinstance(config_json, Mapping) else parse_json(config_json, "--config")
-    extra = runtime_json if isinstance(runtime_json, Mapping) else parse_json(runtime_json, "--runtime")
+    if runtime_json is None:
+        extra = _runtime_from_env(sections)
+    else:
+        extra = runtime_json if isinstance(runtime_json, Mapping) else parse_json(runtime_json, "--runtime")
     merged = merge(cfg, extra)
     names = sections if sections is not None else sorted(set(merged) | {"seed"})
     return Section(check(merged, list(names), "stage configuration"))
+
+
+def section(name: str, values: Mapping | None = None) -> "Section":
+    """One section (`values` over its defaults), validated: for Python callers of a single stage."""
+    return Section(check({name: dict(values or {})}, [name], f"'{name}' section")[name])
 
 
 class Section(Mapping):

@@ -62,6 +62,19 @@ def write_dataset(path: str | os.PathLike, jets: Mapping[str, np.ndarray], event
                 f.attrs[key] = value if isinstance(value, (str, int, float)) else json.dumps(value)
 
 
+def read_rows(dset: h5py.Dataset, rows: np.ndarray, block: int = 16384) -> np.ndarray:
+    """dset[rows] for sorted unique `rows`, read in contiguous blocks (h5py fancy indexing is slow)."""
+    out = np.empty((len(rows),) + dset.shape[1:], dtype=dset.dtype)
+    pos = 0
+    while pos < len(rows):
+        lo = int(rows[pos])
+        end = int(np.searchsorted(rows, lo + block, side="left"))
+        chunk = dset[lo : int(rows[end - 1]) + 1]
+        out[pos:end] = chunk[rows[pos:end] - lo]
+        pos = end
+    return out
+
+
 def open_dataset(path: str | os.PathLike) -> h5py.File:
     """Open a dataset read-only; a missing or unreadable file raises InputError naming it."""
     path = Path(path)

@@ -1,38 +1,72 @@
-# Helpers shared by all rule files -- config checking, stage parameters and the target lists of
-# every stage. Paths here are the on-disk contract listed in README.md ("Architecture").
+# Helpers shared by the stage files, kept free of rules so that `snakemake --lint` accepts the
+# functions. The validated config split into tracked and runtime parts, the job environment, and
+# the target lists of every stage. Every path comes from hhfm.layout, the on-disk contract (README "Architecture").
 
 import json
+import os
+import sys
 
-import jsonschema
-import yaml
+SRC = os.path.join(workflow.basedir, "src")
+sys.path.insert(0, SRC)  # the workflow's own package, before any installed copy
 
 from snakemake.exceptions import WorkflowError
 
+from hhfm import config as hhfm_config, layout
+from hhfm.errors import ConfigError
 
-def check_config(cfg, schema_path):
-    """Validate `cfg` against the JSON schema; raise one error listing every bad key by name."""
-    with open(os.path.join(workflow.basedir, schema_path)) as fh:
-        schema = yaml.safe_load(fh)
-    validator = jsonschema.Draft202012Validator(schema)
-    problems = []
-    for err in sorted(validator.iter_errors(cfg), key=lambda e: list(map(str, e.path))):
-        key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-        problems.append(f"  config key '{key}': {err.message}")
-    if problems:
-        raise WorkflowError(
-            "invalid configuration (config.yaml + --configfile/--config overlays), "
-            f"checked against {schema_path}:\n" + "\n".join(problems)
-        )
+#: the one software environment of every rule (`snakemake --sdm conda`), relative to the rule files
+ENV = "../../environment.yml"
+#: pretraining tasks (README "Stage: pretrain")
+TASKS = ("xbb", "multiclass", "multilabel")
 
 
-def stage_params(section):
-    """The config section of a stage as a JSON string, for `hhfm <stage> --params`."""
-    return json.dumps({"seed": config["seed"], **config[section]}, sort_keys=True)
+def validated_config():
+    """The merged config, validated once against src/hhfm/config.schema.yaml, defaults filled."""
+    try:
+        return hhfm_config.validate(config)
+    except ConfigError as err:
+        raise WorkflowError(str(err)) from None
 
 
-def fmt_fraction(value):
-    """Training-data fraction as it appears in file names (`%g`: 0.01, 0.1, 1)."""
-    return f"{float(value):g}"
+def stage_config(*sections, **replace):
+    """Tracked (result-affecting) keys of `sections` + the global seed, as JSON for `hhfm <stage> --config`.
+
+    Changing one of these reruns the stage (Snakemake's params trigger); `replace` overrides keys.
+    """
+    tracked = hhfm_config.tracked(config)
+    cfg = {"seed": config["seed"], **{s: tracked[s] for s in sections}}
+    for section, values in replace.items():
+        cfg[section] = {**cfg[section], **values}
+    return json.dumps(cfg, sort_keys=True)
+
+
+def head_task():
+    """Pretraining task of the backbone the heads use (heads.backbone_task, else pretrain.task)."""
+    return config["heads"]["backbone_task"] or config["pretrain"]["task"]
+
+
+def pretrain_tasks():
+    """Every backbone the run needs: pretrain.task (jet-level results) and the heads' backbone."""
+    return sorted({config["pretrain"]["task"], head_task()})
+
+
+def jet_score_args():
+    """`TASK=PATH` of every pretrained backbone's test-jet scores (summarise, plots)."""
+    return " ".join(f"{t}={layout.task_path(layout.JET_SCORES, t)}" for t in pretrain_tasks())
+
+
+def head_runs(pattern=layout.HEAD_RUN):
+    """`pattern` filled for every head run (model x fraction x seed of the `heads` section)."""
+    h = config["heads"]
+    return [layout.head_run(m, f, s, pattern) for m in h["models"] for f in h["fractions"] for s in h["seeds"]]
+
+
+def heads_config():
+    """The `heads` section for `hhfm train-head`, without the keys that only select runs or inputs."""
+    run_keys = ("models", "fractions", "seeds", "backbone_task")
+    tracked = hhfm_config.tracked(config)["heads"]
+    return json.dumps({"seed": config["seed"], "heads": {k: v for k, v in tracked.items() if k not in run_keys}},
+                      sort_keys=True)
 
 
 def simulated_samples():
@@ -43,48 +77,75 @@ def simulated_samples():
 
 
 def simulated_files():
-    return expand(
-        "results/simulation/{sample}/ntuple_{index}.root",
-        sample=simulated_samples(),
-        index=range(config["simulate"]["files_per_sample"]),
-    )
+    return expand(layout.SIMULATION_ROOT, sample=simulated_samples(),
+                  index=range(config["simulate"]["files_per_sample"]))
 
 
-def head_runs():
-    """(model, fraction, seed) triples of every head run as path stems `{model}/f{fraction}_s{seed}`."""
-    h = config["heads"]
-    return expand(
-        "{model}/f{fraction}_s{seed}",
-        model=h["models"],
-        fraction=[fmt_fraction(f) for f in h["fractions"]],
-        seed=h["seeds"],
-    )
+def simulate_runtime(wildcards):
+    """Minutes for one file: generous for ~20 events/s on a loaded core, plus start-up."""
+    return 5 + int(config["simulate"]["events_per_file"]) // 1000
 
 
-#: stage targets from last to first; `all` builds the first one that is defined
-STAGE_TARGETS = [
-    "plots",
-    "limits",
-    "evaluate",
-    "heads",
-    "pretrain",
-    "skim",
-    "simulation",
-]
+def _is_url(path):
+    return "://" in path
 
 
-def final_targets():
-    """What the default target `all` needs: every plot (`plot_targets()` from plots.smk), or, while a stage is
-    missing, what the furthest defined stage target needs."""
-    if "plot_targets" in globals():
-        return plot_targets()
-    defined = {r.name: r for r in workflow.rules}
-    for name in STAGE_TARGETS:
-        rule_ = defined.get(name)
-        if rule_ is None:
-            continue
-        if rule_.output and not rule_.has_wildcards():
-            return rule_.output
-        if not rule_.output:
-            return rule_.input
-    return simulated_files()
+def skim_sources():
+    """{name: ROOT file path or URL} of every file the skim reads."""
+    if config["data"]["source"] == "simulation":
+        prefix = layout.SIMULATION_ROOT.split("{")[0]
+        return {f[len(prefix) : -len(".root")]: f for f in simulated_files()}
+    sources = {}
+    for path in config["data"]["opendata_files"]:
+        name = f"opendata/{os.path.basename(path).removesuffix('.root')}"
+        if name in sources:
+            raise WorkflowError(f"config key 'data.opendata_files': two files named {name}: {sources[name]} and {path}")
+        sources[name] = path
+    if not sources:
+        raise WorkflowError("config key 'data.opendata_files': empty, but data.source is 'opendata'")
+    return sources
+
+
+def skim_file_input(wildcards):
+    """Local inputs of one skim job (URLs are read by uproot/XRootD, not tracked by Snakemake)."""
+    source = skim_sources()[wildcards.name]
+    files = {} if _is_url(source) else {"root": source}
+    if config["data"]["source"] == "simulation":
+        files["sidecar"] = f"{source.removesuffix('.root')}.json"
+    return files
+
+
+def skim_file_args(wildcards, input):
+    source = skim_sources()[wildcards.name]
+    sidecar = f" --sidecar {input.sidecar}" if "sidecar" in input.keys() else ""
+    return f"--input {source}{sidecar}"
+
+
+def skim_merge_inputs(wildcards):
+    return expand(layout.SKIM_FILE, name=sorted(skim_sources()))
+
+
+def train_head_inputs(wildcards):
+    """standard: the dataset; frozen: + cached embeddings; finetuned / scratch: + the backbone."""
+    inputs = {"dataset": layout.DATASET}
+    if wildcards.model != "standard":
+        inputs["backbone"] = layout.task_path(layout.BACKBONE, head_task())
+    if wildcards.model.endswith("-frozen"):
+        inputs["embeddings"] = layout.task_path(layout.EMBEDDINGS, head_task())
+    return inputs
+
+
+def train_head_threads(wildcards):
+    """standard and frozen heads train a small MLP on cached inputs: one thread is fastest."""
+    return 1 if wildcards.model == "standard" or wildcards.model.endswith("-frozen") else 2
+
+
+def train_head_options(wildcards, input):
+    return " ".join(f"--{name} {input[name]}" for name in ("backbone", "embeddings") if name in input.keys())
+
+
+def plot_targets():
+    """Every figure file (PDF and PNG); `rule all` depends on these."""
+    from hhfm.plots import FIGURES, FORMATS
+
+    return [f"{layout.PLOTS_DIR}/{name}.{ext}" for name in FIGURES for ext in FORMATS]

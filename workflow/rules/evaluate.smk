@@ -1,14 +1,13 @@
 # rules of the evaluate stage (see README "Stage: evaluate"): metrics of each head run from its saved
 # test scores (`evaluate_run`), merged into the summary tables (`summarise`); target `evaluate`.
-# SUMMARY_TABLES and pretrain_jet_scores() are in evaluate_helpers.smk.
 
 
 rule evaluate_run:
     input:
-        scores="results/heads/{model}/f{fraction}_s{seed}/scores.parquet",
-        run="results/heads/{model}/f{fraction}_s{seed}/run.json",
+        scores=layout.HEAD_SCORES,
+        run=layout.HEAD_RUN_JSON,
     output:
-        "results/evaluate/{model}/f{fraction}_s{seed}.csv",
+        layout.EVALUATE_TABLE,
     log:
         "logs/evaluate_run/{model}/f{fraction}_s{seed}.log",
     benchmark:
@@ -18,18 +17,20 @@ rule evaluate_run:
         mem_mb=2000,
         runtime=10,
     params:
-        json=stage_params("evaluate"),
+        config=stage_config("evaluate"),
+    conda:
+        ENV
     shell:
-        "hhfm evaluate --params '{params.json}' --scores {input.scores} --run {input.run} "
+        "python -m hhfm.cli evaluate --config '{params.config}' --scores {input.scores} --run {input.run} "
         "--output {output} > {log} 2>&1"
 
 
 rule summarise:
     input:
-        runs=expand("results/evaluate/{run}.csv", run=head_runs()),
-        jet_scores=pretrain_jet_scores(),
+        runs=head_runs(layout.EVALUATE_TABLE),
+        jet_scores=[layout.task_path(layout.JET_SCORES, task) for task in pretrain_tasks()],
     output:
-        SUMMARY_TABLES,
+        list(layout.SUMMARY_TABLES.values()),
     log:
         "logs/summarise/summarise.log",
     benchmark:
@@ -39,12 +40,16 @@ rule summarise:
         mem_mb=4000,
         runtime=30,
     params:
-        json=stage_params("evaluate"),
+        config=stage_config("evaluate"),
+        jet_scores=jet_score_args(),
+        outdir=lambda wildcards, output: os.path.dirname(output[0]),
+    conda:
+        ENV
     shell:
-        "hhfm summarise --params '{params.json}' --inputs {input.runs} "
-        "--jet-scores {input.jet_scores} --outdir results/summary > {log} 2>&1"
+        "python -m hhfm.cli summarise --config '{params.config}' --inputs {input.runs} "
+        "--jet-scores {params.jet_scores} --outdir {params.outdir} > {log} 2>&1"
 
 
 rule evaluate:
     input:
-        SUMMARY_TABLES,
+        list(layout.SUMMARY_TABLES.values()),

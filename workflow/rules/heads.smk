@@ -1,27 +1,27 @@
-# rules of the heads stage (see README "Stage: heads"): cache the frozen backbone's jet outputs
-# (`embed`), then train one event head per (model, fraction, seed) (`train_head`).
-# head_backbone(), train_head_inputs() etc. are in heads_helpers.smk.
+# rules of the heads stage (see README "Stage: heads"): cache a frozen backbone's jet outputs
+# (`embed`), then train one event head per (model, fraction, seed) (`train_head`). The heads use the
+# backbone of heads.backbone_task (default: pretrain.task). train_head_inputs() etc. are in common.smk.
 
 
 rule embed:
     input:
-        dataset="results/skim/dataset.h5",
-        backbone=head_backbone(),
+        dataset=layout.DATASET,
+        backbone=layout.BACKBONE,
     output:
-        head_embeddings(),
+        layout.EMBEDDINGS,
     log:
-        "logs/embed/embed.log",
+        "logs/embed/{task}.log",
     benchmark:
-        "logs/benchmark/embed/embed.tsv"
+        "logs/benchmark/embed/{task}.tsv"
     threads: 2
     resources:
         gpu=1,
         mem_mb=8000,
         runtime=240,
-    params:
-        json=embed_params(),
+    conda:
+        ENV
     shell:
-        "hhfm embed --params '{params.json}' --dataset {input.dataset} --backbone {input.backbone}"
+        "python -m hhfm.cli embed --dataset {input.dataset} --backbone {input.backbone}"
         " --output {output} --threads {threads} > {log} 2>&1"
 
 
@@ -29,9 +29,9 @@ rule train_head:
     input:
         unpack(train_head_inputs),
     output:
-        scores="results/heads/{model}/f{fraction}_s{seed}/scores.parquet",
-        metrics="results/heads/{model}/f{fraction}_s{seed}/metrics.csv",
-        run="results/heads/{model}/f{fraction}_s{seed}/run.json",
+        scores=layout.HEAD_SCORES,
+        metrics=layout.HEAD_HISTORY,
+        run=layout.HEAD_RUN_JSON,
     log:
         "logs/train_head/{model}/f{fraction}_s{seed}.log",
     benchmark:
@@ -42,19 +42,17 @@ rule train_head:
         mem_mb=8000,
         runtime=240,
     params:
-        json=head_params(),
-        outdir="results/heads/{model}/f{fraction}_s{seed}",
+        config=heads_config(),
+        outdir=lambda wildcards: layout.head_run(**wildcards),
         options=train_head_options,
+    conda:
+        ENV
     shell:
-        "hhfm train-head --params '{params.json}' --model {wildcards.model}"
+        "python -m hhfm.cli train-head --config '{params.config}' --model {wildcards.model}"
         " --fraction {wildcards.fraction} --seed {wildcards.seed} --dataset {input.dataset}"
         " {params.options} --outdir {params.outdir} --threads {threads} > {log} 2>&1"
 
 
 rule heads:
     input:
-        expand(
-            "results/heads/{run}/{name}",
-            run=head_runs(),
-            name=["scores.parquet", "metrics.csv", "run.json"],
-        ),
+        [path for pattern in layout.HEAD_FILES for path in head_runs(pattern)],

@@ -1,14 +1,14 @@
 # rules of the limits stage (see README "Stage: limits"): pyhf expected limits per head run and
-# signal mass (`limits_run`), merged into results/summary/limits.csv (target `limits`).
+# signal mass (`limits_run`), merged into the summary's limits.csv (target `limits`).
 
 
 rule limits_run:
     input:
-        scores="results/heads/{model}/f{fraction}_s{seed}/scores.parquet",
-        run="results/heads/{model}/f{fraction}_s{seed}/run.json",
+        scores=layout.HEAD_SCORES,
+        run=layout.HEAD_RUN_JSON,
     output:
-        table="results/limits/{model}/f{fraction}_s{seed}.csv",
-        workspaces=directory("results/limits/{model}/f{fraction}_s{seed}"),
+        table=layout.LIMITS_TABLE,
+        workspaces=directory(layout.LIMITS_WORKSPACES),
     log:
         "logs/limits_run/{model}/f{fraction}_s{seed}.log",
     benchmark:
@@ -18,17 +18,19 @@ rule limits_run:
         mem_mb=2000,
         runtime=30,
     params:
-        json=stage_params("limits"),
+        config=stage_config("limits"),
+    conda:
+        ENV
     shell:
-        "hhfm limits --params '{params.json}' --scores {input.scores} --run {input.run} "
+        "python -m hhfm.cli limits --config '{params.config}' --scores {input.scores} --run {input.run} "
         "--outdir {output.workspaces} --table {output.table} > {log} 2>&1"
 
 
 rule limits:
     input:
-        expand("results/limits/{run}.csv", run=head_runs()),
+        head_runs(layout.LIMITS_TABLE),
     output:
-        "results/summary/limits.csv",
+        layout.LIMITS_SUMMARY,
     log:
         "logs/limits/merge.log",
     benchmark:
@@ -37,5 +39,7 @@ rule limits:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        ENV
     shell:
-        "hhfm merge-limits --inputs {input} --output {output} > {log} 2>&1"
+        "python -m hhfm.cli merge-limits --inputs {input} --output {output} > {log} 2>&1"

@@ -1,26 +1,22 @@
 # rules of the plots stage (see README "Stage: plots"): every figure of the study from the summary
 # tables and the saved test scores (never a model), each wrapped in report() with its caption.
-# plot_targets(), head_run_files() and FIGURES/FORMATS (hhfm.plots) are in plots_helpers.smk.
 
 
 rule plots:
     input:
-        summary=SUMMARY_TABLES,
-        limits="results/summary/limits.csv",
-        scores=head_run_files("scores.parquet"),
-        runs=head_run_files("run.json"),
-        histories=head_run_files("metrics.csv"),
-        jet_scores=pretrain_jet_scores(),
+        summary=list(layout.SUMMARY_TABLES.values()),
+        limits=layout.LIMITS_SUMMARY,
+        files=[path for pattern in layout.HEAD_FILES for path in head_runs(pattern)],
+        jet_scores=[layout.task_path(layout.JET_SCORES, task) for task in pretrain_tasks()],
     output:
         [
             report(
-                f"results/plots/{name}.{ext}",
-                caption=f"../report/{name}.rst",
+                path,
+                caption=f"../report/{os.path.basename(path).rsplit('.', 1)[0]}.rst",
                 category="Figures",
-                subcategory=ext.upper(),
+                subcategory=path.rsplit(".", 1)[1].upper(),
             )
-            for name in FIGURES
-            for ext in FORMATS
+            for path in plot_targets()
         ],
     log:
         "logs/plots/plots.log",
@@ -31,8 +27,13 @@ rule plots:
         mem_mb=4000,
         runtime=30,
     params:
-        json=stage_params("plots"),
-        runs=expand("results/heads/{run}", run=head_runs()),
+        config=stage_config("plots"),
+        runs=head_runs(),
+        jet_scores=jet_score_args(),
+        summary=lambda wildcards, input: os.path.dirname(input.summary[0]),
+        outdir=lambda wildcards, output: os.path.dirname(output[0]),
+    conda:
+        ENV
     shell:
-        "hhfm plots --params '{params.json}' --summary results/summary --runs {params.runs} "
-        "--jet-scores {input.jet_scores} --outdir results/plots > {log} 2>&1"
+        "python -m hhfm.cli plots --config '{params.config}' --summary {params.summary} --runs {params.runs} "
+        "--jet-scores {params.jet_scores} --outdir {params.outdir} > {log} 2>&1"

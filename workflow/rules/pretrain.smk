@@ -1,28 +1,35 @@
-# rules of the pretrain stage (see README "Stage: pretrain"): train the ParT backbone on the jet task
-# config["pretrain"]["task"]. Its params include the `model` section, so editing either retrains.
-# checkpoint_last.pt (not a declared output, so Snakemake keeps it) lets a killed job resume.
-# pretrain_dir() and pretrain_params() are in pretrain_helpers.smk.
+# rules of the pretrain stage (see README "Stage: pretrain"): one backbone per pretraining task
+# (`pretrain_backbone`, results/pretrain/{task}/), for every task the run needs (pretrain.task and
+# heads.backbone_task); the `model` section is part of its params, so editing either retrains.
+# checkpoint.pt (not a declared output, so Snakemake keeps it) lets a killed job resume.
 
 
-rule pretrain:
+rule pretrain_backbone:
     input:
-        dataset="results/skim/dataset.h5",
+        dataset=layout.DATASET,
     output:
-        backbone=f"{pretrain_dir()}/backbone.pt",
-        metrics=f"{pretrain_dir()}/metrics.csv",
-        scores=f"{pretrain_dir()}/jet_scores.parquet",
+        backbone=layout.BACKBONE,
+        metrics=layout.PRETRAIN_HISTORY,
+        scores=layout.JET_SCORES,
     log:
-        "logs/pretrain/pretrain.log",
+        "logs/pretrain/{task}.log",
     benchmark:
-        "logs/benchmark/pretrain/pretrain.tsv"
+        "logs/benchmark/pretrain/{task}.tsv"
     threads: 2
     resources:
         gpu=1,
         mem_mb=8000,
         runtime=720,
     params:
-        json=lambda wildcards: pretrain_params(),
-        outdir=lambda wildcards, output: os.path.dirname(output.backbone),
+        config=lambda wildcards: stage_config("pretrain", "model", pretrain={"task": wildcards.task}),
+        outdir=lambda wildcards: layout.task_path(layout.PRETRAIN_DIR, wildcards.task),
+    conda:
+        ENV
     shell:
-        "hhfm pretrain --params '{params.json}' --dataset {input.dataset} --outdir {params.outdir} "
-        "--threads {threads} > {log} 2>&1"
+        "python -m hhfm.cli pretrain --config '{params.config}' --dataset {input.dataset} "
+        "--outdir {params.outdir} --threads {threads} > {log} 2>&1"
+
+
+rule pretrain:
+    input:
+        [layout.task_path(layout.BACKBONE, task) for task in pretrain_tasks()],

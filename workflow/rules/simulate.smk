@@ -1,13 +1,12 @@
 # rules of the simulate stage (see README "Stage: simulate"): one `simulate` job per output file
 # (Pythia 8 + FastJet + parametric detector -> record-format ROOT file + JSON sidecar), and the
 # target `simulation` that makes every file listed by simulated_files() (common.smk).
-# simulate_runtime() is in simulate_helpers.smk.
 
 
 rule simulate:
     output:
-        root="results/simulation/{sample}/ntuple_{index}.root",
-        sidecar="results/simulation/{sample}/ntuple_{index}.json",
+        root=layout.SIMULATION_ROOT,
+        sidecar=layout.SIMULATION_SIDECAR,
     log:
         "logs/simulate/{sample}_{index}.log",
     benchmark:
@@ -20,9 +19,11 @@ rule simulate:
         mem_mb=2000,
         runtime=simulate_runtime,
     params:
-        simulate=lambda wildcards: stage_params("simulate"),
+        config=stage_config("simulate"),
+    conda:
+        ENV
     shell:
-        "hhfm simulate --params '{params.simulate}' --sample {wildcards.sample} "
+        "python -m hhfm.cli simulate --config '{params.config}' --sample {wildcards.sample} "
         "--index {wildcards.index} --output {output.root} > {log} 2>&1"
 
 

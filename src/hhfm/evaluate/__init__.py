@@ -14,16 +14,16 @@ import logging
 
 import pandas as pd
 
-from hhfm.evaluate.metrics import binary_metrics
-from hhfm.evaluate.tables import RUN_COLUMNS, mass_label, read_run, read_scores, signal_masses
-from hhfm.io import atomic_path, parse_params, setup_logging
+from hhfm import config, layout
+from hhfm.io import setup_logging
+from hhfm.layout import RUN_COLUMNS, mass_label, signal_masses
+from hhfm.metrics import binary_metrics
 
 log = logging.getLogger("hhfm.evaluate")
-DEFAULTS = {"weighted": True, "reference_model": "standard"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", default="{}", help="config section `evaluate` as JSON")
+    parser.add_argument("--config", default="{}", help="JSON {'evaluate': {...}}: the tracked config")
     parser.add_argument("--scores", required=True, help="scores.parquet of one head run")
     parser.add_argument("--run", required=True, help="run.json of the same head run")
     parser.add_argument("--output", required=True, help="long metrics table (CSV) to write")
@@ -52,12 +52,11 @@ def evaluate_scores(scores: pd.DataFrame, run: dict, weighted: bool = True) -> p
 
 def run(args: argparse.Namespace) -> None:
     setup_logging()
-    params = DEFAULTS | parse_params(args.params)
-    scores = read_scores(args.scores)
-    run_info = read_run(args.run)
-    table = evaluate_scores(scores, run_info, weighted=bool(params["weighted"]))
-    with atomic_path(args.output) as tmp:
-        table.to_csv(tmp, index=False)
+    cfg = config.load(args.config, None, sections=["evaluate"])
+    scores = layout.read_scores(args.scores)
+    run_info = layout.read_run(args.run)
+    table = evaluate_scores(scores, run_info, weighted=bool(cfg.evaluate.weighted))
+    layout.write_table(table, args.output)
     inclusive = table[(table["mass"] == "all")].set_index("metric")["value"]
     log.info("%s f=%g s=%s: AUC %.4f, rej90 %.1f -> %s", run_info["model"], run_info["fraction"],
              run_info["seed"], inclusive["auc"], inclusive["rej90"], args.output)

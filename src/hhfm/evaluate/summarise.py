@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hhfm import config
 from hhfm.errors import InputError
-from hhfm.evaluate import DEFAULTS
-from hhfm.evaluate.metrics import binary_metrics
-from hhfm.evaluate.tables import RUN_COLUMNS, read_parquet
-from hhfm.io import atomic_path, parse_params, setup_logging
+from hhfm.io import setup_logging
+from hhfm.layout import RUN_COLUMNS, SUMMARY_TABLES, read_parquet, write_table
+from hhfm.metrics import binary_metrics
 
 log = logging.getLogger("hhfm.summarise")
 METRIC_COLUMNS = RUN_COLUMNS + ["mass", "metric", "value"]
@@ -29,9 +29,10 @@ JET_COLUMNS = ["score", "label_xbb", "fj_doubleb"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", default="{}", help="config section `evaluate` as JSON")
+    parser.add_argument("--config", default="{}", help="JSON {'evaluate': {...}}: the tracked config")
     parser.add_argument("--inputs", nargs="+", required=True, help="per-run CSVs from `hhfm evaluate`")
-    parser.add_argument("--jet-scores", default=None, help="jet_scores.parquet of the pretraining stage")
+    parser.add_argument("--jet-scores", nargs="*", default=[], metavar="TASK=PATH",
+                        help="jet_scores.parquet of each pretrained backbone, named by its pretraining task")
     parser.add_argument("--outdir", required=True, help="summary directory (results/summary)")
 
 
@@ -100,40 +101,47 @@ def data_efficiency(aggregated: pd.DataFrame, reference: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-def jet_metrics(path: str) -> pd.DataFrame:
-    """AUC and rejections of the pretrained Xbb score and of `fj_doubleb` on labelled test jets."""
-    df = read_parquet(path, JET_COLUMNS)
-    df = df[df["label_xbb"].isin([0, 1])]
-    if df["label_xbb"].nunique() < 2:
-        raise InputError(f"{path}: column 'label_xbb' needs both H->bb (1) and QCD (0) jets")
+def parse_jet_scores(items: list[str]) -> dict[str, str]:
+    """`TASK=PATH` arguments -> {task: path} (the pretraining task names the tagger in the tables)."""
+    out = {}
+    for item in items:
+        task, sep, path = item.partition("=")
+        if not sep or not task or not path:
+            raise InputError(f"--jet-scores {item!r}: expected TASK=PATH")
+        out[task] = path
+    return out
+
+
+def jet_metrics(paths: dict[str, str]) -> pd.DataFrame:
+    """AUC and rejections of each pretrained tagger's Xbb score and of `fj_doubleb` on labelled test jets."""
     rows = []
-    for tagger, column in (("ParT Xbb", "score"), ("fj_doubleb", "fj_doubleb")):
-        values = binary_metrics(df[column].to_numpy(), df["label_xbb"].to_numpy())
-        values |= {"n_signal": float((df["label_xbb"] == 1).sum()), "n_background": float((df["label_xbb"] == 0).sum())}
-        rows += [{"tagger": tagger, "metric": k, "value": v} for k, v in values.items()]
-    return pd.DataFrame(rows)
-
-
-def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
+    for i, (task, path) in enumerate(sorted(paths.items())):
+        df = read_parquet(path, JET_COLUMNS)
+        df = df[df["label_xbb"].isin([0, 1])]
+        if df["label_xbb"].nunique() < 2:
+            raise InputError(f"{path}: column 'label_xbb' needs both H->bb (1) and QCD (0) jets")
+        taggers = [(f"ParT {task}", "score")] + ([("fj_doubleb", "fj_doubleb")] if i == 0 else [])
+        for tagger, column in taggers:
+            values = binary_metrics(df[column].to_numpy(), df["label_xbb"].to_numpy())
+            values |= {"n_signal": float((df["label_xbb"] == 1).sum()),
+                       "n_background": float((df["label_xbb"] == 0).sum())}
+            rows += [{"tagger": tagger, "metric": k, "value": v} for k, v in values.items()]
+    return pd.DataFrame(rows, columns=["tagger", "metric", "value"])
 
 
 def run(args: argparse.Namespace) -> None:
     setup_logging()
-    params = DEFAULTS | parse_params(args.params)
+    params = config.load(args.config, None, sections=["evaluate"]).evaluate
     outdir = Path(args.outdir)
     metrics = read_metrics(args.inputs)
     aggregated = aggregate(metrics)
-    reference = str(params["reference_model"])
+    reference = str(params.reference_model)
     if reference not in set(metrics["model"]):
         log.warning("reference model %r has no runs; data_efficiency.csv will be empty", reference)
-    efficiency = data_efficiency(aggregated, reference)
-    jets = jet_metrics(args.jet_scores) if args.jet_scores else pd.DataFrame(columns=["tagger", "metric", "value"])
-    _write_csv(metrics, outdir / "metrics.csv")
-    with atomic_path(outdir / "metrics.parquet") as tmp:
-        metrics.to_parquet(tmp, index=False)
-    _write_csv(aggregated, outdir / "aggregated.csv")
-    _write_csv(efficiency, outdir / "data_efficiency.csv")
-    _write_csv(jets, outdir / "jet_metrics.csv")
+    tables = {"metrics.csv": metrics, "metrics.parquet": metrics, "aggregated.csv": aggregated,
+              "data_efficiency.csv": data_efficiency(aggregated, reference),
+              "jet_metrics.csv": jet_metrics(parse_jet_scores(args.jet_scores))}
+    assert set(tables) == set(SUMMARY_TABLES)
+    for name, frame in tables.items():
+        write_table(frame, outdir / name)
     log.info("%d runs, %d metric rows -> %s", metrics.groupby(["model", "fraction", "seed"]).ngroups, len(metrics), outdir)

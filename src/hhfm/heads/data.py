@@ -23,30 +23,13 @@ import h5py
 import numpy as np
 import torch
 
-from hhfm.dataset import event_rows, open_dataset
+from hhfm.dataset import event_rows, open_dataset, read_rows
 from hhfm.errors import InputError
 
 log = logging.getLogger("hhfm.heads")
 
 #: per-event columns kept for every split
 EVENT_COLUMNS = ("label", "mass", "weight")
-
-
-def read_rows(dset: h5py.Dataset, rows: np.ndarray, block: int = 16384) -> np.ndarray:
-    """dset[rows] for sorted unique `rows`, read in contiguous blocks (h5py fancy indexing is slow)."""
-    out = np.empty((len(rows),) + dset.shape[1:], dtype=dset.dtype)
-    if len(rows) == 0:
-        return out
-    starts = np.arange(rows[0] - rows[0] % block, rows[-1] + 1, block)
-    pos = 0
-    for start in starts:
-        hi = np.searchsorted(rows, start + block, side="left")
-        if hi == pos:
-            continue
-        chunk = dset[start : min(start + block, rows[hi - 1] + 1)]
-        out[pos:hi] = chunk[rows[pos:hi] - start]
-        pos = hi
-    return out
 
 
 def val_fraction(n_train: int, n_val_split: int, ratio: float, min_events: int) -> float:

@@ -3,84 +3,36 @@
 For one head run: per signal mass, histogram the test-set event score of that mass's signal and of
 all background (binning: `hhfm.limits.model`), build a HistFactory workspace and compute expected
 limits on mu = sigma / sigma_ref from Asimov data. Writes `workspace_M{mass}.json` into `--outdir`
-and one row per mass into `--table` (default: `--outdir` + '.csv').
+and one row per mass into `--table`, prefixed with the run's identifying columns from its run.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import re
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
-from hhfm.errors import ConfigError, InputError
-from hhfm.evaluate.tables import RUN_COLUMNS, mass_label, read_run, read_scores, signal_masses
-from hhfm.io import atomic_path, parse_params, setup_logging, write_json
+from hhfm import config, layout
+from hhfm.errors import InputError
+from hhfm.io import setup_logging, write_json
+from hhfm.layout import mass_label, signal_masses
 from hhfm.limits.model import (BAND_NAMES, expected_limits, histograms, initial_edges, merge_edges,
                                rough_limit, workspace_spec)
 
 log = logging.getLogger("hhfm.limits")
-DEFAULTS = {
-    "luminosity_fb": 138.0,
-    "signal_xsec_pb": 0.01,
-    "background_xsec_pb": None,
-    "background_normsys": 0.1,
-    "staterror": True,
-    "binning": "quantiles",
-    "n_bins": 10,
-    "min_background": 1.0,
-    "min_background_mc": 3,
-    "cl": 0.95,
-}
+SECTIONS = ["limits"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", default="{}", help="config section `limits` as JSON")
+    parser.add_argument("--config", default="{}", help="JSON {'limits': {...}}: the tracked config")
     parser.add_argument("--scores", required=True, help="scores.parquet of one head run")
-    parser.add_argument("--run", default=None, help="run.json of the same run (labels); default: parsed from --outdir")
+    parser.add_argument("--run", required=True, help="run.json of the same run (its identifying columns)")
     parser.add_argument("--outdir", required=True, help="directory for workspace_M{mass}.json")
-    parser.add_argument("--table", default=None, help="limit table (CSV); default: OUTDIR.csv")
-
-
-def check_params(params: dict) -> dict:
-    """Merge defaults and validate the `limits` section (ConfigError names the key)."""
-    unknown = set(params) - set(DEFAULTS) - {"seed"}
-    if unknown:
-        raise ConfigError(f"limits: unknown key(s) {sorted(unknown)}")
-    p = DEFAULTS | params
-    for key in ("luminosity_fb", "signal_xsec_pb", "min_background"):
-        if not isinstance(p[key], (int, float)) or p[key] <= 0:
-            raise ConfigError(f"limits.{key} must be a positive number, got {p[key]!r}")
-    if p["background_xsec_pb"] is not None and (not isinstance(p["background_xsec_pb"], (int, float))
-                                                or p["background_xsec_pb"] <= 0):
-        raise ConfigError(f"limits.background_xsec_pb must be null or positive, got {p['background_xsec_pb']!r}")
-    if not 0 <= p["background_normsys"] < 1:
-        raise ConfigError(f"limits.background_normsys must be in [0, 1), got {p['background_normsys']!r}")
-    if p["binning"] not in ("quantiles", "uniform"):
-        raise ConfigError(f"limits.binning must be 'quantiles' or 'uniform', got {p['binning']!r}")
-    if not isinstance(p["n_bins"], int) or p["n_bins"] < 1:
-        raise ConfigError(f"limits.n_bins must be a positive integer, got {p['n_bins']!r}")
-    if not 0 < p["cl"] < 1:
-        raise ConfigError(f"limits.cl must be in (0, 1), got {p['cl']!r}")
-    return p
-
-
-def run_labels(run_path: str | None, outdir: str) -> dict:
-    """Run identifiers from run.json, or from an OUTDIR named .../{model}/f{fraction}_s{seed}."""
-    if run_path:
-        run = read_run(run_path)
-        return {c: run[c] for c in RUN_COLUMNS}
-    path = Path(outdir)
-    m = re.fullmatch(r"f([0-9.eE+-]+)_s(\d+)", path.name)
-    if not m:
-        raise InputError(f"{outdir}: give --run, or an output directory named f{{fraction}}_s{{seed}}")
-    model = path.parent.name
-    rep, _, strategy = model.partition("-")
-    return {"model": model, "representation": rep, "strategy": strategy or "standard",
-            "fraction": float(m.group(1)), "seed": int(m.group(2)), "n_train_events": -1}
+    parser.add_argument("--table", required=True, help="limit table (CSV) to write")
 
 
 def conditioning_scale(b: np.ndarray, berr: np.ndarray, p: dict, poisson_fraction: float = 0.1) -> np.ndarray:
@@ -100,9 +52,9 @@ def conditioning_scale(b: np.ndarray, berr: np.ndarray, p: dict, poisson_fractio
     return np.where(b > target, target / np.maximum(b, 1e-300), 1.0)
 
 
-def limits_for_scores(scores: pd.DataFrame, params: dict, outdir: Path | None = None) -> pd.DataFrame:
+def limits_for_scores(scores: pd.DataFrame, params: Mapping, outdir: Path | None = None) -> pd.DataFrame:
     """One row per signal mass: yields, binning, expected limits on mu and sigma, significance."""
-    p = check_params(params)
+    p = config.section("limits", params)
     lumi_pb = float(p["luminosity_fb"]) * 1000.0
     bkg = scores[scores["label"] == 0]
     bkg_w = bkg["weight"].to_numpy(dtype=np.float64)
@@ -141,14 +93,10 @@ def limits_for_scores(scores: pd.DataFrame, params: dict, outdir: Path | None = 
 
 def run(args: argparse.Namespace) -> None:
     setup_logging()
-    params = parse_params(args.params)
-    labels = run_labels(args.run, args.outdir)
-    scores = read_scores(args.scores)
-    outdir = Path(args.outdir)
-    table = limits_for_scores(scores, params, outdir)
-    for col in reversed(RUN_COLUMNS):
+    cfg = config.load(args.config, None, sections=SECTIONS)
+    labels = layout.run_labels(layout.read_run(args.run))
+    table = limits_for_scores(layout.read_scores(args.scores), cfg.limits, Path(args.outdir))
+    for col in reversed(layout.RUN_COLUMNS):
         table.insert(0, col, labels[col])
-    table_path = Path(args.table) if args.table else outdir.with_name(outdir.name + ".csv")
-    with atomic_path(table_path) as tmp:
-        table.to_csv(tmp, index=False)
-    log.info("limits for %d mass point(s) -> %s", len(table), table_path)
+    layout.write_table(table, args.table)
+    log.info("limits for %d mass point(s) -> %s", len(table), args.table)

@@ -9,14 +9,13 @@ from pathlib import Path
 import pandas as pd
 
 from hhfm.errors import InputError
-from hhfm.evaluate.tables import RUN_COLUMNS
-from hhfm.io import atomic_path, setup_logging
+from hhfm.io import setup_logging
+from hhfm.layout import RUN_COLUMNS, write_table
 
 log = logging.getLogger("hhfm.limits")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", default="{}", help="config section `limits` as JSON (unused; for symmetry)")
     parser.add_argument("--inputs", nargs="+", required=True, help="per-run limit CSVs from `hhfm limits`")
     parser.add_argument("--output", required=True, help="merged table (results/summary/limits.csv)")
 
@@ -33,6 +32,5 @@ def run(args: argparse.Namespace) -> None:
             raise InputError(f"{path}: missing column(s) {missing}")
         frames.append(df)
     merged = pd.concat(frames, ignore_index=True).sort_values(["model", "fraction", "seed", "mass"])
-    with atomic_path(args.output) as tmp:
-        merged.to_csv(tmp, index=False)
+    write_table(merged, args.output)
     log.info("%d limit rows from %d runs -> %s", len(merged), len(frames), args.output)

@@ -5,10 +5,10 @@
     tagger, meta = load_tagger("results/pretrain/xbb/backbone.pt")
 """
 
-from hhfm.models.particle_transformer import MASK_VALUE, ParticleTransformer, pair_features, trim_to_longest
+from hhfm.models.inputs import MASK_VALUE, pair_features, trim_to_longest
+from hhfm.models.particle_transformer import ParticleTransformer
 from hhfm.models.tagger import (
     H_BB,
-    MODEL_DEFAULTS,
     N_CLASSES,
     TASK_OUTPUTS,
     JetTagger,
@@ -23,7 +23,7 @@ from hhfm.models.tagger import (
 )
 
 __all__ = [
-    "MASK_VALUE", "ParticleTransformer", "pair_features", "trim_to_longest", "H_BB", "MODEL_DEFAULTS", "N_CLASSES",
+    "MASK_VALUE", "ParticleTransformer", "pair_features", "trim_to_longest", "H_BB", "N_CLASSES",
     "TASK_OUTPUTS", "JetTagger", "build_backbone", "build_tagger", "convert_weaver_state_dict", "load_tagger",
     "load_weaver_checkpoint", "load_weights_by_name", "model_config", "save_tagger",
 ]

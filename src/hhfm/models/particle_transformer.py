@@ -19,44 +19,22 @@ Deliberate differences from weaver (documented in README "Stage: pretrain"):
       ~10 % of jets); batches are cut to their longest jet (`trim_to_longest`), deterministically.
     * The key-padding bias is a finite -1e4 instead of -inf, so fully padded rows never give NaN
       (softmax of an all-masked row is uniform over zero values instead of 0/0).
+
+Modules: this one (embeddings, blocks, encoder), `attention` (multi-head attention, CPU dropout),
+`inputs` (trimming, key-padding bias, pair features). Hyperparameters have no defaults here: the
+config schema (hhfm/config.schema.yaml `model`) holds them, and `hhfm.models.build_backbone` fills them.
 """
 
 from __future__ import annotations
 
-import math
-from contextlib import nullcontext
 from typing import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
-#: clamp floor of the pair features (weaver's eps): ln(1e-8) = -18.42 on the diagonal / massless pairs
-PAIR_EPS = 1e-8
-#: additive attention bias of padded keys; exp(-1e4) underflows to exactly 0 next to any real key
-MASK_VALUE = -1e4
-#: SDPA backends on CUDA: flash attention cannot take a float bias, so the memory-efficient kernel (math fallback)
-_CUDA_BACKENDS = [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
-
-
-def trim_to_longest(
-    x: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, multiple_of: int = 1
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Cut the particle axis after the last slot that is real in any jet (>= 1 slot kept).
-
-    `multiple_of` rounds the length up (zero-padding beyond P if needed): multiples of 8 keep the
-    CUDA memory-efficient attention kernel from padding the bias internally.
-    """
-    used = mask.any(dim=0).nonzero()
-    length = int(used[-1]) + 1 if len(used) else 1
-    if multiple_of > 1:
-        length = -(-length // multiple_of) * multiple_of
-    P = mask.shape[1]
-    if length <= P:
-        return x[:, :length], v[:, :length], mask[:, :length]
-    pad = length - P
-    return F.pad(x, (0, 0, 0, pad)), F.pad(v, (0, 0, 0, pad)), F.pad(mask, (0, pad))
+from hhfm.models.attention import Attention, dropout
+from hhfm.models.inputs import MASK_VALUE, key_padding_bias, pair_features, real_pairs, trim_to_longest
 
 
 def _batch_norm(bn: nn.BatchNorm1d, u: torch.Tensor) -> torch.Tensor:
@@ -78,60 +56,9 @@ def _run_pointwise(seq: nn.Sequential, u: torch.Tensor) -> torch.Tensor:
     return u
 
 
-def pair_features(v: torch.Tensor, b: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-    """ln kT, ln z, ln Delta, ln m^2 (weaver's channel order) of the pairs (b, i, j) -> (M, 4), always fp32.
-
-    Delta uses rapidity and phi, as weaver's `pairwise_lv_fts_pp`. Computed with autocast off: in fp16
-    E^2 overflows, in bf16 ln m^2 of a realistic pair cancels to the clamp (shared/model_notes.md 5.3).
-    """
-    with torch.autocast(device_type=v.device.type, enabled=False):
-        v = v.float()
-        P = v.shape[1]
-        px, py, pz, e = v.unbind(-1)  # each (B, P)
-        pt = torch.sqrt(px.square() + py.square())
-        rap = 0.5 * torch.log(1 + (2 * pz) / (e - pz).clamp(min=1e-20))
-        phi = torch.atan2(py, px)
-        per = torch.stack((pt, rap, phi, px, py, pz, e), dim=-1).reshape(-1, 7)  # (B*P, 7)
-        a, c = per[b * P + i], per[b * P + j]  # (M, 7) each
-        dphi = (a[:, 2] - c[:, 2] + math.pi) % (2 * math.pi) - math.pi
-        delta = torch.sqrt((a[:, 1] - c[:, 1]).square() + dphi.square())
-        ptmin = torch.minimum(a[:, 0], c[:, 0])
-        lnkt = torch.log((ptmin * delta).clamp(min=PAIR_EPS))
-        lnz = torch.log((ptmin / (a[:, 0] + c[:, 0]).clamp(min=PAIR_EPS)).clamp(min=PAIR_EPS))
-        lndelta = torch.log(delta.clamp(min=PAIR_EPS))
-        s = a[:, 3:] + c[:, 3:]  # summed four-vector (M, 4)
-        m2 = s[:, 3].square() - s[:, :3].square().sum(-1)
-        lnm2 = torch.log(m2.clamp(min=PAIR_EPS))
-        return torch.stack((lnkt, lnz, lndelta, lnm2), dim=-1)
-
-
-def dropout_keep_mask(shape: Sequence[int], p: float, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Bool mask, True with probability 1 - p (p in steps of 2^-16): four draws per 64-bit random number.
-
-    On CPU this is ~2x cheaper than bernoulli_, which dominates ParT training there (the attention
-    matrix (B, H, P, P) is the largest tensor); uses the torch generator, so runs stay reproducible.
-    """
-    n = math.prod(shape)
-    bits = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device)
-    return (bits.view(torch.int16)[:n] >= round(p * 65536) - 32768).view(*shape)
-
-
-def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """F.dropout, with the cheaper keep mask on CPU (same distribution, same torch generator)."""
-    if not training or p == 0:
-        return x
-    if x.is_cuda:
-        return F.dropout(x, p, True)
-    return x.masked_fill(~dropout_keep_mask(x.shape, p, x.device), 0.0) * (1.0 / (1.0 - p))
-
-
-def attention_with_dropout(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
-                           p: float) -> torch.Tensor:
-    """softmax(q k^T / sqrt(hd) + bias) with dropout p on the weights, @ v: SDPA's math path, cheaper mask."""
-    w = torch.softmax(torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-1, -2)) + bias, dim=-1)
-    if p > 0:
-        w = w.masked_fill(~dropout_keep_mask(w.shape, p, w.device), 0.0) * (1.0 / (1.0 - p))
-    return torch.matmul(w, v)
+def _to_padded(t: torch.Tensor, idx: torch.Tensor, B: int, P: int) -> torch.Tensor:
+    """Packed rows t (N, K) back to the padded layout (B, P, K), zeros in padded slots."""
+    return t.new_zeros(B * P, t.shape[-1]).index_copy(0, idx, t).view(B, P, -1)
 
 
 class Embed(nn.Module):
@@ -154,7 +81,7 @@ class Embed(nn.Module):
 class PairEmbed(nn.Module):
     """Pair embedding: BatchNorm1d(4), then (1x1 Conv1d -> BatchNorm1d -> GELU) per width; last width = H."""
 
-    def __init__(self, input_dim: int, dims: Sequence[int], use_pre_activation_pair: bool = False):
+    def __init__(self, input_dim: int, dims: Sequence[int], use_pre_activation_pair: bool):
         super().__init__()
         layers: list[nn.Module] = [nn.BatchNorm1d(input_dim)]
         for dim in dims:
@@ -169,8 +96,7 @@ class PairEmbed(nn.Module):
         """Per-head attention bias (B, H, P, P): embedded pair features for real pairs, 0 elsewhere,
         MASK_VALUE on padded keys."""
         B, P = mask.shape
-        pair_mask = (mask.unsqueeze(-1) & mask.unsqueeze(-2)).tril()  # (B, P, P), i >= j
-        b, i, j = pair_mask.nonzero(as_tuple=True)  # (M,) each
+        b, i, j = real_pairs(mask)  # (M,) each
         u = _run_pointwise(self.embed, pair_features(v, b, i, j))  # (M, H)
         bias = u.new_zeros(B, self.out_dim, P, P)
         bias[b, :, i, j] = u
@@ -178,33 +104,11 @@ class PairEmbed(nn.Module):
         return bias.masked_fill(~mask[:, None, None, :], MASK_VALUE)
 
 
-class Attention(nn.Module):
-    """Multi-head attention parameters, named as weaver's (`in_proj` = packed Q, K, V; `out_proj`)."""
-
-    def __init__(self, embed_dim: int, num_heads: int, dropout: float):
-        super().__init__()
-        self.num_heads, self.head_dim, self.dropout = num_heads, embed_dim // num_heads, dropout
-        self.in_proj = nn.Linear(embed_dim, 3 * embed_dim)
-        self.out_proj = nn.Linear(embed_dim, embed_dim)
-        # nn.MultiheadAttention's init (the 0.4-era paper model): xavier in-proj, zero biases
-        nn.init.xavier_uniform_(self.in_proj.weight)
-        nn.init.zeros_(self.in_proj.bias)
-        nn.init.zeros_(self.out_proj.bias)
-
-    def sdpa(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """q (B, H, Pq, hd), k/v (B, H, Pk, hd), bias (B, H or 1, Pq or 1, Pk) -> (B, H, Pq, hd)."""
-        p = self.dropout if self.training else 0.0
-        if p > 0 and not q.is_cuda:
-            return attention_with_dropout(q, k, v, bias.to(q.dtype), p)
-        with sdpa_kernel(_CUDA_BACKENDS) if q.is_cuda else nullcontext():
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=p)
-
-
 class Block(nn.Module):
     """NormFormer-style ParT block (particle attention with pair bias, or class attention)."""
 
-    def __init__(self, embed_dim: int = 128, num_heads: int = 8, ffn_ratio: int = 4, dropout: float = 0.1,
-                 attn_dropout: float = 0.1, activation_dropout: float = 0.1):
+    def __init__(self, embed_dim: int, num_heads: int, ffn_ratio: int, *, dropout: float, attn_dropout: float,
+                 activation_dropout: float):
         super().__init__()
         self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
         ffn_dim = embed_dim * ffn_ratio
@@ -233,8 +137,7 @@ class Block(nn.Module):
         """Particle attention: xp (N, D) real tokens at flat slots idx (N,) of (B*P) -> (N, D)."""
         D, H, hd = self.embed_dim, self.num_heads, self.head_dim
         qkv = self.attn.in_proj(self.pre_attn_norm(xp))  # (N, 3D)
-        dense = qkv.new_zeros(B * P, 3 * D).index_copy(0, idx, qkv)
-        q, k, v = dense.view(B, P, 3, H, hd).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, P, hd) each
+        q, k, v = _to_padded(qkv, idx, B, P).view(B, P, 3, H, hd).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, P, hd) each
         a = self.attn.sdpa(q, k, v, bias)  # (B, H, P, hd)
         a = a.transpose(1, 2).reshape(B * P, D).index_select(0, idx)  # (N, D)
         return self._finish(a, xp)
@@ -247,7 +150,7 @@ class Block(nn.Module):
         q = F.linear(x_cls, w[:D], bvec[:D])  # query = un-normalised class token, as weaver (B, 1, D)
         kv_cls = F.linear(self.pre_attn_norm(x_cls), w[D:], bvec[D:])  # (B, 1, 2D)
         kv_p = F.linear(self.pre_attn_norm(xp), w[D:], bvec[D:])  # (N, 2D)
-        kv = torch.cat((kv_cls, kv_p.new_zeros(B * P, 2 * D).index_copy(0, idx, kv_p).view(B, P, 2 * D)), dim=1)
+        kv = torch.cat((kv_cls, _to_padded(kv_p, idx, B, P)), dim=1)  # (B, 1+P, 2D)
         k, v = kv.view(B, 1 + P, 2, H, hd).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, 1+P, hd)
         q = q.view(B, 1, H, hd).transpose(1, 2).to(k.dtype)  # (B, H, 1, hd)
         a = self.attn.sdpa(q, k, v, key_bias).transpose(1, 2).reshape(B, 1, D)
@@ -257,17 +160,18 @@ class Block(nn.Module):
 class ParticleTransformer(nn.Module):
     """ParT encoder: (x, v, mask) -> jet embedding (B, D) (class token after the final LayerNorm).
 
-    Defaults = the paper model (2,142,196 parameters at C=17, no classifier head).
+    Keyword-only hyperparameters, the config `model` keys (see the schema for their meaning and the
+    paper values; build_backbone({}) is the paper model, 2,142,196 parameters at C=17).
     """
 
-    def __init__(self, input_dim: int = 17, embed_dims: Sequence[int] = (128, 512, 128), pair_input_dim: int = 4,
-                 pair_embed_dims: Sequence[int] = (64, 64, 64), num_heads: int = 8, num_layers: int = 8,
-                 num_cls_layers: int = 2, ffn_ratio: int = 4, dropout: float = 0.1, attn_dropout: float = 0.1,
-                 activation_dropout: float = 0.1, use_pre_activation_pair: bool = False, trim: bool = True):
+    def __init__(self, *, input_dim: int, embed_dims: Sequence[int], pair_input_dim: int,
+                 pair_embed_dims: Sequence[int], num_heads: int, num_layers: int, num_cls_layers: int,
+                 ffn_ratio: int, dropout: float, attn_dropout: float, activation_dropout: float,
+                 use_pre_activation_pair: bool, trim: bool):
         super().__init__()
         #: constructor arguments, saved in checkpoints so a model rebuilds itself (hhfm.models.save_tagger)
         self.config = dict(input_dim=input_dim, embed_dims=list(embed_dims), pair_input_dim=pair_input_dim,
-                           pair_embed_dims=list(pair_embed_dims or []), num_heads=num_heads, num_layers=num_layers,
+                           pair_embed_dims=list(pair_embed_dims), num_heads=num_heads, num_layers=num_layers,
                            num_cls_layers=num_cls_layers, ffn_ratio=ffn_ratio, dropout=dropout,
                            attn_dropout=attn_dropout, activation_dropout=activation_dropout,
                            use_pre_activation_pair=use_pre_activation_pair, trim=trim)
@@ -281,13 +185,13 @@ class ParticleTransformer(nn.Module):
         self.trim_multiple: int | None = None
         self.embed = Embed(input_dim, embed_dims)
         self.pair_embed = (PairEmbed(pair_input_dim, (*pair_embed_dims, num_heads), use_pre_activation_pair)
-                           if pair_input_dim > 0 and pair_embed_dims is not None else None)
-        block = dict(embed_dim=D, num_heads=num_heads, ffn_ratio=ffn_ratio)
+                           if pair_input_dim > 0 else None)
         self.blocks = nn.ModuleList(
-            Block(**block, dropout=dropout, attn_dropout=attn_dropout, activation_dropout=activation_dropout)
-            for _ in range(num_layers))
+            Block(D, num_heads, ffn_ratio, dropout=dropout, attn_dropout=attn_dropout,
+                  activation_dropout=activation_dropout) for _ in range(num_layers))
         self.cls_blocks = nn.ModuleList(
-            Block(**block, dropout=0.0, attn_dropout=0.0, activation_dropout=0.0) for _ in range(num_cls_layers))
+            Block(D, num_heads, ffn_ratio, dropout=0.0, attn_dropout=0.0, activation_dropout=0.0)
+            for _ in range(num_cls_layers))
         self.norm = nn.LayerNorm(D)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, D)) if num_cls_layers > 0 else None
         if self.cls_token is not None:
@@ -301,19 +205,21 @@ class ParticleTransformer(nn.Module):
         B, P, C = x.shape
         idx = mask.reshape(-1).nonzero().squeeze(1)  # (N,) flat slots of real particles
         xp = self.embed(x.reshape(B * P, C).index_select(0, idx))  # (N, D)
-        if self.pair_embed is not None:
-            bias = self.pair_embed(v, mask)  # (B, H, P, P)
-        else:
-            bias = torch.zeros(B, 1, 1, P, device=x.device).masked_fill(~mask[:, None, None, :], MASK_VALUE)
+        # (B, H, P, P) with pair features, else (B, 1, 1, P)
+        bias = self.pair_embed(v, mask) if self.pair_embed is not None else key_padding_bias(mask)
         for blk in self.blocks:
             xp = blk(xp, idx, B, P, bias)
-        if self.cls_token is None:  # masked mean pooling (weaver's num_cls_layers=0 aggregator)
+        return self.norm(self._aggregate(xp, idx, mask))
+
+    def _aggregate(self, xp: torch.Tensor, idx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Jet vector (B, D) from the particle tokens xp (N, D): class attention, or masked mean pooling
+        (weaver's num_cls_layers=0 aggregator)."""
+        B, P = mask.shape
+        if self.cls_token is None:
             counts = mask.sum(1, keepdim=True).clamp(min=1)
-            pooled = xp.new_zeros(B * P, self.embed_dim).index_copy(0, idx, xp).view(B, P, -1).sum(1) / counts
-            return self.norm(pooled)
-        key_bias = F.pad(torch.zeros(B, 1, 1, P, device=x.device).masked_fill(~mask[:, None, None, :], MASK_VALUE),
-                         (1, 0))  # (B, 1, 1, 1+P), class token always a valid key
+            return _to_padded(xp, idx, B, P).sum(1) / counts
+        key_bias = F.pad(key_padding_bias(mask), (1, 0))  # (B, 1, 1, 1+P), class token always a valid key
         x_cls = self.cls_token.expand(B, 1, -1)
         for blk in self.cls_blocks:
             x_cls = blk.forward_cls(x_cls, xp, idx, B, P, key_bias)
-        return self.norm(x_cls.squeeze(1))
+        return x_cls.squeeze(1)

@@ -14,8 +14,9 @@ from typing import Mapping
 import torch
 import torch.nn as nn
 
+from hhfm import config
 from hhfm.errors import ConfigError, InputError
-from hhfm.features import JET_CLASSES, N_PARTICLE_FEATURES, REGRESSION_TARGETS
+from hhfm.features import JET_CLASSES, REGRESSION_TARGETS
 from hhfm.io import atomic_path
 from hhfm.models.particle_transformer import ParticleTransformer
 
@@ -27,36 +28,16 @@ H_BB = JET_CLASSES.index("H_bb")
 #: task -> number of outputs: xbb = 1 logit; multiclass = class logits; multilabel = class logits + regressions
 TASK_OUTPUTS = {"xbb": 1, "multiclass": N_CLASSES, "multilabel": N_CLASSES + len(REGRESSION_TARGETS)}
 
-#: model config keys (config.yaml `model`) -> ParticleTransformer defaults (the paper model)
-MODEL_DEFAULTS: dict[str, object] = {
-    "input_dim": N_PARTICLE_FEATURES,
-    "embed_dims": [128, 512, 128],
-    "pair_input_dim": 4,
-    "pair_embed_dims": [64, 64, 64],
-    "num_heads": 8,
-    "num_layers": 8,
-    "num_cls_layers": 2,
-    "ffn_ratio": 4,
-    "dropout": 0.1,
-    "attn_dropout": 0.1,
-    "activation_dropout": 0.1,
-    "use_pre_activation_pair": False,
-    "trim": True,
-}
-
 
 def model_config(model_cfg: Mapping[str, object] | None) -> dict:
-    """Full model config: defaults overlaid with `model_cfg`; unknown keys raise ConfigError."""
-    model_cfg = dict(model_cfg or {})
-    unknown = sorted(set(model_cfg) - set(MODEL_DEFAULTS))
-    if unknown:
-        raise ConfigError(f"model: unknown key(s) {unknown}; known: {sorted(MODEL_DEFAULTS)}")
-    cfg = {**MODEL_DEFAULTS, **model_cfg}
-    for key in ("embed_dims", "pair_embed_dims"):
-        cfg[key] = [int(d) for d in cfg[key]]
-    if cfg["embed_dims"][-1] % cfg["num_heads"]:
-        raise ConfigError(f"model.embed_dims[-1]={cfg['embed_dims'][-1]} must be divisible by "
-                          f"model.num_heads={cfg['num_heads']}")
+    """Full model config: `model_cfg` validated against the schema (config.schema.yaml `model`, the one
+    source of the defaults) with unset keys filled; a bad or unknown key raises ConfigError naming it."""
+    cfg = config.check({"model": dict(model_cfg or {})}, ["model"], "model configuration")["model"]
+    for key, prop in config.section_schema("model")["properties"].items():  # JSON integers may be floats (2.0)
+        if prop.get("type") == "integer":
+            cfg[key] = int(cfg[key])
+        elif prop.get("items", {}).get("type") == "integer":
+            cfg[key] = [int(d) for d in cfg[key]]
     return cfg
 
 

@@ -24,15 +24,15 @@ FIGURES: dict[str, str] = {
     "sculpting": "soft-drop mass of background before and after a cut on the event score",
 }
 FORMATS = ("pdf", "png")
-DEFAULTS = {"reference_model": "standard", "limit_mass": None, "sculpting_signal_efficiency": 0.5}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", default="{}", help="config section `plots` as JSON")
+    parser.add_argument("--config", default="{}", help="JSON {'plots': {...}}: the tracked config")
     parser.add_argument("--summary", required=True, help="summary directory (aggregated.csv, limits.csv, ...)")
     parser.add_argument("--runs", nargs="*", default=[],
                         help="head run directories (metrics.csv, scores.parquet, run.json)")
-    parser.add_argument("--jet-scores", default=None, help="jet_scores.parquet of the pretraining stage")
+    parser.add_argument("--jet-scores", nargs="*", default=[], metavar="TASK=PATH",
+                        help="jet_scores.parquet of each pretrained backbone, named by its pretraining task")
     parser.add_argument("--outdir", required=True, help="figure directory (results/plots)")
 
 

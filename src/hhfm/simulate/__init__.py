@@ -1,8 +1,10 @@
 """Stage `simulate`: Pythia 8 + FastJet + a parametric detector, writing CMS open-data record
 12102 format ROOT files (one entry per AK8 jet) and a JSON sidecar with what the record lacks.
 
-Python API: `simulate_file(params, sample, index, output) -> sidecar dict`.
-CLI: `hhfm simulate --params '<json>' --sample NAME --index K --output dir/ntuple_K.root`.
+Python API: `simulate_file(cfg, sample, index, output) -> sidecar dict`, with `cfg` the validated
+`seed` + `simulate` config (`hhfm.config.load`; every default is in config.schema.yaml).
+CLI: `hhfm simulate --config '{"seed": N, "simulate": {...}}' [--runtime '<json>'] --sample NAME
+--index K --output dir/ntuple_K.root`.
 """
 
 from __future__ import annotations
@@ -10,32 +12,28 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from hhfm import config
 from hhfm.errors import ConfigError
-from hhfm.io import atomic_path, parse_params, setup_logging, write_json
+from hhfm.io import atomic_path, setup_logging, write_json
+from hhfm.simulate import samples
+
+if TYPE_CHECKING:
+    from hhfm.simulate.generate import Batch
 
 log = logging.getLogger("hhfm.simulate")
 
-#: defaults of the `simulate` config section (config.yaml / schema document the same values)
-DEFAULTS: dict = {
-    "seed": 12345,
-    "events_per_file": 400,
-    "batch_size": 200,
-    "jet_min_pt": 200.0,
-    "jet_max_eta": 2.4,
-    "tune": None,  # Pythia Tune:pp number; None = Pythia's default (Monash 2013)
-    "pythia_settings": [],  # extra readString lines appended to every sample
-    "pileup": {},
-    "detector": {},
-}
-MAX_BATCH = 1000
+SECTIONS = ["seed", "simulate"]  # the config sections this stage reads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", default="{}", help="the `simulate` config section as JSON (+ global seed)")
+    parser.add_argument("--config", default="{}", help='tracked config as JSON: {"seed": N, "simulate": {...}}')
+    parser.add_argument("--runtime", default="{}", help="runtime-only (x-runtime) config keys as JSON")
     parser.add_argument("--sample", required=True, help="GravitonHH_M<mass> or QCD_Pt_<lo>to<hi> (hi may be Inf)")
     parser.add_argument("--index", type=int, required=True, help="file index within the sample (>= 0)")
     parser.add_argument("--output", required=True, help="output ROOT file; the sidecar is written next to it (.json)")
@@ -44,101 +42,125 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     setup_logging()
-    params = parse_params(args.params)
-    simulate_file(params, args.sample, args.index, Path(args.output), progress=not args.no_progress)
+    cfg = config.load(args.config, args.runtime, sections=SECTIONS)
+    simulate_file(cfg, args.sample, args.index, Path(args.output), progress=not args.no_progress)
 
 
 def sidecar_path(output: Path) -> Path:
+    """The JSON sidecar next to a simulated ROOT file."""
     return Path(output).with_suffix(".json")
 
 
-def _config(params: dict) -> dict:
-    from hhfm.simulate import detector
+@dataclass(frozen=True)
+class FilePlan:
+    """What one output file holds: its sample, Pythia seed and settings, and its event numbers."""
 
-    cfg = {**DEFAULTS, **params}
-    for key in ("events_per_file", "batch_size"):
-        if not isinstance(cfg[key], int) or isinstance(cfg[key], bool) or cfg[key] <= 0:
-            raise ConfigError(f"simulate.{key} must be a positive integer, got {cfg[key]!r}")
-    if cfg["batch_size"] > MAX_BATCH:
-        raise ConfigError(f"simulate.batch_size must be <= {MAX_BATCH} (bounded memory), got {cfg['batch_size']}")
-    if cfg["jet_min_pt"] <= 0 or not 0 < cfg["jet_max_eta"] <= 5:
-        raise ConfigError("simulate.jet_min_pt must be > 0 and simulate.jet_max_eta in (0, 5]")
-    for section, defaults in (("detector", detector.DEFAULTS), ("pileup", detector.PILEUP_DEFAULTS)):
-        unknown = set(cfg[section] or {}) - set(defaults)
-        if unknown:
-            raise ConfigError(f"simulate.{section}: unknown key(s) {sorted(unknown)}; known: {sorted(defaults)}")
-        cfg[section] = detector.merged(cfg[section], defaults)
-    if cfg["pileup"]["mean"] <= 0:
-        raise ConfigError("simulate.pileup.mean must be > 0")
-    return cfg
+    sample: samples.Sample
+    index: int
+    seed: int
+    settings: list[str]
+    n_events: int
+    first_event: int
 
 
-def simulate_file(params: dict, sample: str, index: int, output: Path, progress: bool = True) -> dict:
-    """Generate one record-format ROOT file and its sidecar (both written atomically); return the sidecar."""
-    from tqdm import tqdm
-
-    from hhfm.simulate import detector, generate, jets, labels, ntuple, samples, writer
-
-    cfg = _config(params)
+def plan_file(cfg: config.Section, sample: str, index: int) -> FilePlan:
+    """The FilePlan of file `index` of `sample`; ConfigError for a bad sample, index or event range."""
     smp = samples.parse_sample(sample)
     if index < 0:
         raise ConfigError(f"--index must be >= 0, got {index}")
-    seed = samples.file_seed(int(cfg["seed"]), sample, index)
-    settings = samples.pythia_settings(smp, seed, cfg["tune"], list(cfg["pythia_settings"]))
-    n_events = int(cfg["events_per_file"])
+    sim = cfg.simulate
+    seed = samples.file_seed(int(cfg.seed), sample, index)
+    settings = samples.pythia_settings(smp, seed, sim.tune, list(sim.pythia_settings))
+    n_events = int(sim.events_per_file)
     first_event = index * n_events + 1
     if first_event + n_events > 2**32:
         raise ConfigError(f"event numbers of file {index} overflow uint32 (events_per_file={n_events})")
-    log.info("simulating %s file %d: %d events, seed %d", sample, index, n_events, seed)
-    pythia = generate.make_pythia(settings)
-    rng = np.random.default_rng(seed)
-    output = Path(output)
-    n_jets, weights = 0, []
-    with atomic_path(output) as tmp:
-        out = writer.TreeWriter(tmp)
-        bar = tqdm(total=n_events, desc=f"simulate {sample}[{index}]", unit="ev", disable=not progress,
-                   mininterval=0.5 if sys.stderr.isatty() else 15.0)  # fmt: skip
-        done = 0
-        while done < n_events:
-            n = min(int(cfg["batch_size"]), n_events - done)
-            batch = generate.next_batch(pythia, n)
-            if batch.n_events != n:
-                raise RuntimeError(f"Pythia returned {batch.n_events} events instead of {n}")
-            info = detector.pileup_profile(rng, n, cfg["pileup"])
-            info["event_no"] = np.arange(first_event + done, first_event + done + n, dtype=np.uint64)
-            reco = detector.reconstruct(batch, rng, cfg["detector"], cfg["pileup"], info["ntrueInt"])
-            truth = labels.truth_tables(batch)
-            svs = detector.reconstruct_svs(batch, reco, truth.hf_ancestor, truth.last_b, rng, cfg["detector"])
-            fj = jets.cluster(reco, cfg["jet_min_pt"], cfg["jet_max_eta"])
-            jet, pf, trk, sv, offsets = ntuple.build(batch, reco, truth, svs, fj, info, smp.process == "qcd",
-                                                     rng, cfg["detector"])  # fmt: skip
-            out.write(writer.to_arrays(jet, {"pfcands": pf, "tracks": trk, "sv": sv}, offsets))
-            n_jets += len(fj)
-            weights.append(batch.weights)
-            done += n
-            bar.update(n)
-        bar.close()
-        out.close()
-    xs, xs_err = generate.cross_section_pb(pythia)
-    w = np.concatenate(weights) if weights else np.zeros(0)
-    biased = bool(np.any(w != 1.0))
-    side = {
-        "sample": sample,
-        "index": int(index),
+    return FilePlan(smp, int(index), seed, settings, n_events, first_event)
+
+
+def _simulate_batch(pythia, rng: np.random.Generator, sim: config.Section, plan: FilePlan, done: int,
+                    n: int) -> tuple[dict, Batch, int]:  # fmt: skip
+    """Generate, reconstruct and convert events done+1 .. done+n of the file: (writer arrays, batch, n_jets)."""
+    from hhfm.simulate import detector, generate, jets, labels, ntuple, pileup, writer
+
+    batch = generate.next_batch(pythia, n)
+    if batch.n_events != n:
+        raise RuntimeError(f"Pythia returned {batch.n_events} events instead of {n}")
+    info = pileup.profile(rng, n, sim.pileup)
+    first = plan.first_event + done
+    info["event_no"] = np.arange(first, first + n, dtype=np.uint64)
+    pu = pileup.particles(rng, info["ntrueInt"], sim.pileup, sim.detector.tracker_eta) if sim.pileup.particles else None
+    reco = detector.reconstruct(batch, rng, sim.detector, pu)
+    truth = labels.truth_tables(batch)
+    svs = detector.reconstruct_svs(batch, reco, truth.hf_ancestor, truth.last_b, rng, sim.detector)
+    fj = jets.cluster(reco, sim.jet_min_pt, sim.jet_max_eta)
+    is_qcd = plan.sample.process == "qcd"
+    jet, pf, trk, sv, offsets = ntuple.build(batch, reco, truth, svs, fj, event_info=info, is_qcd=is_qcd, rng=rng,
+                                             det=sim.detector)  # fmt: skip
+    return writer.to_arrays(jet, {"pfcands": pf, "tracks": trk, "sv": sv}, offsets), batch, len(fj)
+
+
+def _write_events(pythia, rng: np.random.Generator, sim: config.Section, plan: FilePlan, path: Path,
+                  progress: bool) -> tuple[int, np.ndarray]:  # fmt: skip
+    """Simulate every event of the file in batches into the ROOT file `path`: (n_jets, event weights)."""
+    from tqdm import tqdm
+
+    from hhfm.simulate import writer
+
+    out = writer.TreeWriter(path)
+    bar = tqdm(total=plan.n_events, desc=f"simulate {plan.sample.name}[{plan.index}]", unit="ev",
+               disable=not progress, mininterval=0.5 if sys.stderr.isatty() else 15.0)  # fmt: skip
+    n_jets, weights, done = 0, [], 0
+    while done < plan.n_events:
+        n = min(int(sim.batch_size), plan.n_events - done)
+        arrays, batch, batch_jets = _simulate_batch(pythia, rng, sim, plan, done, n)
+        out.write(arrays)
+        n_jets += batch_jets
+        weights.append(batch.weights)
+        done += n
+        bar.update(n)
+    bar.close()
+    out.close()
+    return n_jets, np.concatenate(weights) if weights else np.zeros(0)
+
+
+def _sidecar(plan: FilePlan, n_jets: int, weights: np.ndarray, xs: float, xs_err: float) -> dict:
+    """The sidecar: what the record format lacks (cross-section, weights, seeds, event numbers)."""
+    smp = plan.sample
+    return {
+        "sample": smp.name,
+        "index": plan.index,
         "process": smp.process,
         "mass": smp.mass,
         "pthat_min": smp.pthat_min,
         "pthat_max": smp.pthat_max,
-        "n_generated": n_events,
+        "n_generated": plan.n_events,
         "n_jets": int(n_jets),
         "cross_section_pb": float(xs),
         "cross_section_err_pb": float(xs_err),
-        "sum_weights": float(w.sum()),
-        "seed": int(seed),
-        "event_no_range": [first_event, first_event + n_events - 1],
-        "event_weights": w.tolist() if biased else None,
-        "pythia_settings": settings,
+        "sum_weights": float(weights.sum()),
+        "seed": int(plan.seed),
+        "event_no_range": [plan.first_event, plan.first_event + plan.n_events - 1],
+        "event_weights": weights.tolist() if bool(np.any(weights != 1.0)) else None,
+        "pythia_settings": plan.settings,
     }
+
+
+def simulate_file(cfg: config.Section, sample: str, index: int, output: Path, progress: bool = True) -> dict:
+    """Generate one record-format ROOT file and its sidecar (both written atomically); return the sidecar.
+
+    `cfg` is the validated `seed` + `simulate` config: `config.load({...}, sections=["seed", "simulate"])`.
+    """
+    from hhfm.simulate import generate
+
+    plan = plan_file(cfg, sample, index)
+    log.info("simulating %s file %d: %d events, seed %d", sample, index, plan.n_events, plan.seed)
+    pythia = generate.make_pythia(plan.settings)
+    rng = np.random.default_rng(plan.seed)
+    output = Path(output)
+    with atomic_path(output) as tmp:
+        n_jets, weights = _write_events(pythia, rng, cfg.simulate, plan, tmp, progress)
+    side = _sidecar(plan, n_jets, weights, *generate.cross_section_pb(pythia))
     write_json(sidecar_path(output), side)
-    log.info("wrote %s (%d jets) and its sidecar; sigma = %.4g pb", output, n_jets, xs)
+    log.info("wrote %s (%d jets) and its sidecar; sigma = %.4g pb", output, n_jets, side["cross_section_pb"])
     return side

@@ -1,6 +1,6 @@
-"""The whole parametric detector model: particle-flow candidates, track impact parameters,
-secondary vertices and pile-up. Every number comes from the `detector` / `pileup` config
-(defaults in DEFAULTS); units are GeV and cm (Pythia vertices in mm are converted here).
+"""The parametric detector model: particle-flow candidates, track impact parameters and secondary
+vertices (pile-up is in pileup.py). Every number comes from the `simulate.detector` config (defaults
+in config.schema.yaml); units are GeV and cm (Pythia vertices in mm are converted here).
 
 Model (documented in README "Stage: simulate"):
 - PF candidate type from |pdgId|: 11 electron, 13 muon, 22 photon, other charged -> charged
@@ -18,47 +18,24 @@ Model (documented in README "Stage: simulate"):
 - Secondary vertices: one candidate per weakly decaying b or c hadron with >= 2 reconstructed
   charged daughters (pT > sv_track_min_pt); its position is the true decay vertex smeared by a
   resolution; it is kept with a flavour-dependent efficiency if its 2D flight significance passes.
-- Pile-up: npv / ntrueInt / rho drawn per event from a profile; optional soft pile-up particles
-  (uniform in eta/phi, exponential pT, charged ones from vertices displaced in z).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 
 from hhfm.simulate.generate import Batch
 
-DEFAULTS: dict = {
-    "tracker_eta": 2.5,
-    "pf_eta": 5.0,
-    "track_pt_res": [0.01, 0.0001],  # sigma(pT)/pT = a (+) b*pT
-    "ecal_res": [0.05, 0.01],  # sigma(E)/E = s/sqrt(E) (+) c
-    "hcal_res": [1.0, 0.05],
-    "dxy_res_um": [10.0, 30.0],  # sigma(dxy) = a (+) b/pT  [um, um*GeV]
-    "dz_res_um": [30.0, 60.0],
-    "ip_tail_fraction": 0.05,  # share of tracks whose IP error is underestimated ...
-    "ip_tail_scale": 4.0,  # ... by this factor (non-Gaussian tails)
-    "v0_fraction": 0.05,  # share of prompt tracks given a displaced origin (V0s, conversions, ...)
-    "v0_length_cm": 1.0,  # mean flight length of that emulated parent [cm]
-    "v0_angle_gev": 0.3,  # opening angle to the parent ~ this / p [rad]
-    "sv_track_min_pt": 0.8,
-    "sv_res_um": [100.0, 0.02],  # sigma_xy = a (+) b*flight distance
-    "sv_min_dxysig": 3.0,
-    "sv_efficiency_b": 0.7,
-    "sv_efficiency_c": 0.5,
-}
-PILEUP_DEFAULTS: dict = {
-    "mean": 25.0,  # mean true interactions (2016-like profile)
-    "particles": False,  # overlay soft pile-up particles
-    "particles_per_interaction": 10.0,
-}
-
 # particle-flow types (column order of the pfcand_is* flags)
 CHARGED_HADRON, NEUTRAL_HADRON, PHOTON, ELECTRON, MUON = range(5)
 TYPE_MASS = np.array([0.13957, 0.0, 0.0, 0.000511, 0.10566])
 INVISIBLE = (12, 14, 16)
+
+#: candidate columns while a batch is reconstructed (dicts of equal-length arrays)
+Columns = dict[str, np.ndarray]
 
 
 @dataclass
@@ -90,22 +67,6 @@ class Reco:
         return np.hypot(self.px, self.py)
 
 
-def merged(cfg: dict | None, defaults: dict) -> dict:
-    """Config section over its defaults."""
-    out = dict(defaults)
-    out.update(cfg or {})
-    return out
-
-
-def pileup_profile(rng: np.random.Generator, n: int, cfg: dict) -> dict[str, np.ndarray]:
-    """Per-event npv, ntrueInt (continuous, so event keys are distinct) and rho [GeV]."""
-    mean = float(cfg["mean"])
-    true_int = np.clip(rng.gamma(6.0, mean / 6.0, n), 0.5, 3 * mean)
-    npv = np.maximum(1, rng.binomial(np.round(true_int).astype(np.int64) + 1, 0.72))
-    rho = np.clip(0.55 * true_int + rng.normal(0.0, 2.0, n), 0.1, None)
-    return {"ntrueInt": true_int, "npv": npv.astype(np.float64), "rho": rho}
-
-
 def _type_of(pid: np.ndarray, charge: np.ndarray, eta: np.ndarray, tracker_eta: float) -> np.ndarray:
     a = np.abs(pid)
     t = np.where(charge != 0, CHARGED_HADRON, NEUTRAL_HADRON)
@@ -116,10 +77,9 @@ def _type_of(pid: np.ndarray, charge: np.ndarray, eta: np.ndarray, tracker_eta: 
     return np.where(outside, np.where(a == 11, PHOTON, NEUTRAL_HADRON), t)
 
 
-def reconstruct(batch: Batch, rng: np.random.Generator, det: dict, pu: dict, npu: np.ndarray) -> Reco:
-    """PF candidates of a batch: visible final-state particles (+ optional pile-up), smeared."""
-    vis = (batch.status > 0) & ~np.isin(np.abs(batch.pid), INVISIBLE)
-    rows = np.flatnonzero(vis)
+def _visible_particles(batch: Batch, det: Mapping) -> Columns:
+    """Visible final-state particles inside the PF acceptance, typed, as candidate columns."""
+    rows = np.flatnonzero((batch.status > 0) & ~np.isin(np.abs(batch.pid), INVISIBLE))
     px, py, pz = batch.px[rows], batch.py[rows], batch.pz[rows]
     pt = np.hypot(px, py)
     p = np.sqrt(pt**2 + pz**2)
@@ -129,77 +89,65 @@ def reconstruct(batch: Batch, rng: np.random.Generator, det: dict, pu: dict, npu
     charge = batch.charge[rows]
     ptype = _type_of(batch.pid[rows], charge, eta, det["tracker_eta"])
     charge = np.where((ptype == CHARGED_HADRON) | (ptype == ELECTRON) | (ptype == MUON), charge, 0.0)
-    event = batch.event[rows]
-    vx, vy, vz = batch.vx[rows] / 10.0, batch.vy[rows] / 10.0, batch.vz[rows] / 10.0
-    from_pv = np.ones(len(rows), dtype=bool)
-    truth = rows
+    return {
+        "px": px, "py": py, "pz": pz, "pt": pt, "p": p, "charge": charge, "ptype": ptype,
+        "event": batch.event[rows], "vx": batch.vx[rows] / 10.0, "vy": batch.vy[rows] / 10.0,
+        "vz": batch.vz[rows] / 10.0, "from_pv": np.ones(len(rows), dtype=bool), "truth": rows,
+    }  # fmt: skip
 
-    if pu["particles"]:
-        n_each = rng.poisson(npu * float(pu["particles_per_interaction"]))
-        n = int(n_each.sum())
-        pu_event = np.repeat(np.arange(batch.n_events), n_each)
-        pu_pt = 0.3 + rng.exponential(0.7, n)
-        pu_eta = rng.uniform(-4.0, 4.0, n)
-        pu_phi = rng.uniform(-np.pi, np.pi, n)
-        kind = rng.choice(3, size=n, p=[0.6, 0.25, 0.15])
-        pu_charge = np.where(kind == 0, rng.choice([-1.0, 1.0], size=n), 0.0)
-        pu_charge = np.where(np.abs(pu_eta) < det["tracker_eta"], pu_charge, 0.0)
-        pu_type = np.where(pu_charge != 0, CHARGED_HADRON, np.where(kind == 1, PHOTON, NEUTRAL_HADRON))
-        pu_vz = rng.normal(0.0, 4.0, n)
-        px = np.concatenate([px, pu_pt * np.cos(pu_phi)])
-        py = np.concatenate([py, pu_pt * np.sin(pu_phi)])
-        pz = np.concatenate([pz, pu_pt * np.sinh(pu_eta)])
-        pt = np.concatenate([pt, pu_pt])
-        p = np.sqrt(px**2 + py**2 + pz**2)
-        charge = np.concatenate([charge, pu_charge])
-        ptype = np.concatenate([ptype, pu_type])
-        event = np.concatenate([event, pu_event])
-        vx = np.concatenate([vx, np.zeros(n)])
-        vy = np.concatenate([vy, np.zeros(n)])
-        vz = np.concatenate([vz, pu_vz])
-        from_pv = np.concatenate([from_pv, np.zeros(n, dtype=bool)])
-        truth = np.concatenate([truth, -np.ones(n, dtype=np.int64)])
-        order = np.argsort(event, kind="stable")
-        px, py, pz, pt, p, charge, ptype, event, vx, vy, vz, from_pv, truth = (
-            a[order] for a in (px, py, pz, pt, p, charge, ptype, event, vx, vy, vz, from_pv, truth)
-        )
 
-    # --- momentum smearing by type (direction kept) ---
-    energy_true = p
-    track = charge != 0
+def _with_pileup(c: Columns, pileup: Columns) -> Columns:
+    """Candidate columns with the pile-up particles appended, then sorted by event (stable)."""
+    out = {k: np.concatenate([c[k], pileup[k]]) for k in pileup}
+    out["p"] = np.sqrt(out["px"] ** 2 + out["py"] ** 2 + out["pz"] ** 2)
+    order = np.argsort(out["event"], kind="stable")
+    return {k: out[k][order] for k in c}
+
+
+def _smear_momenta(c: Columns, rng: np.random.Generator, det: Mapping) -> None:
+    """Smear the momenta by type (direction kept) and set energies from the type masses; in place."""
+    pt, p, ptype = c["pt"], c["p"], c["ptype"]
     a, b = det["track_pt_res"]
     res_trk = np.hypot(a, b * pt)
     s_e, c_e = det["ecal_res"]
-    res_ecal = np.hypot(s_e / np.sqrt(np.maximum(energy_true, 1e-3)), c_e)
+    res_ecal = np.hypot(s_e / np.sqrt(np.maximum(p, 1e-3)), c_e)
     s_h, c_h = det["hcal_res"]
-    res_hcal = np.hypot(s_h / np.sqrt(np.maximum(energy_true, 1e-3)), c_h)
-    res = np.where(track, res_trk, np.where(ptype == PHOTON, res_ecal, res_hcal))
+    res_hcal = np.hypot(s_h / np.sqrt(np.maximum(p, 1e-3)), c_h)
+    res = np.where(c["charge"] != 0, res_trk, np.where(ptype == PHOTON, res_ecal, res_hcal))
     scale = np.clip(1.0 + res * rng.standard_normal(len(pt)), 0.05, None)
-    px, py, pz, pt, p = px * scale, py * scale, pz * scale, pt * scale, p * scale
-    e = np.sqrt(p**2 + TYPE_MASS[ptype] ** 2)
+    for k in ("px", "py", "pz", "pt", "p"):
+        c[k] = c[k] * scale
+    c["e"] = np.sqrt(c["p"] ** 2 + TYPE_MASS[ptype] ** 2)
 
-    # --- emulated long-lived parents of light tracks (V0s, conversions, nuclear interactions) ---
-    prompt = (charge != 0) & from_pv & (np.hypot(vx, vy) < 1e-3)
-    v0 = prompt & (rng.random(len(pt)) < det["v0_fraction"])
+
+def _displace_v0_tracks(c: Columns, rng: np.random.Generator, det: Mapping) -> None:
+    """Give a share of prompt tracks an emulated long-lived parent (V0s, conversions, nuclear
+    interactions): their production vertex moves along a direction close to the track; in place."""
+    p = c["p"]
+    prompt = (c["charge"] != 0) & c["from_pv"] & (np.hypot(c["vx"], c["vy"]) < 1e-3)
+    v0 = prompt & (rng.random(len(p)) < det["v0_fraction"])
     n_v0 = int(v0.sum())
-    if n_v0:
-        length = rng.exponential(det["v0_length_cm"], n_v0)
-        alpha = rng.normal(0.0, 1.0, (n_v0, 2)) * (det["v0_angle_gev"] / p[v0])[:, None]
-        d = np.stack([px[v0], py[v0], pz[v0]], -1) / p[v0, None]
-        e1 = np.cross(d, [0.0, 0.0, 1.0])
-        e1 /= np.maximum(np.linalg.norm(e1, axis=-1, keepdims=True), 1e-12)
-        e2 = np.cross(d, e1)
-        parent = d + alpha[:, :1] * e1 + alpha[:, 1:] * e2
-        parent /= np.linalg.norm(parent, axis=-1, keepdims=True)
-        vx, vy, vz = vx.copy(), vy.copy(), vz.copy()
-        vx[v0] += length * parent[:, 0]
-        vy[v0] += length * parent[:, 1]
-        vz[v0] += length * parent[:, 2]
+    if not n_v0:
+        return
+    length = rng.exponential(det["v0_length_cm"], n_v0)
+    alpha = rng.normal(0.0, 1.0, (n_v0, 2)) * (det["v0_angle_gev"] / p[v0])[:, None]
+    d = np.stack([c["px"][v0], c["py"][v0], c["pz"][v0]], -1) / p[v0, None]
+    e1 = np.cross(d, [0.0, 0.0, 1.0])
+    e1 /= np.maximum(np.linalg.norm(e1, axis=-1, keepdims=True), 1e-12)
+    e2 = np.cross(d, e1)
+    parent = d + alpha[:, :1] * e1 + alpha[:, 1:] * e2
+    parent /= np.linalg.norm(parent, axis=-1, keepdims=True)
+    for i, k in enumerate(("vx", "vy", "vz")):
+        c[k] = c[k].copy()
+        c[k][v0] += length * parent[:, i]
 
-    # --- impact parameters (straight line from the true production vertex, PV at the origin) ---
-    ux, uy = px / pt, py / pt
+
+def _impact_parameters(c: Columns, rng: np.random.Generator, det: Mapping) -> Columns:
+    """Measured dxy, dz and their errors (straight line from the true vertex, PV at the origin; 0 for neutrals)."""
+    pz, pt, vx, vy = c["pz"], c["pt"], c["vx"], c["vy"]
+    ux, uy = c["px"] / pt, c["py"] / pt
     dxy_true = vx * uy - vy * ux
-    dz_true = vz - (vx * ux + vy * uy) * pz / pt
+    dz_true = c["vz"] - (vx * ux + vy * uy) * pz / pt
     dxy_err = 1e-4 * np.hypot(det["dxy_res_um"][0], det["dxy_res_um"][1] / pt)
     dz_err = 1e-4 * np.hypot(det["dz_res_um"][0], det["dz_res_um"][1] / pt)
     tail = np.where(rng.random(len(pt)) < det["ip_tail_fraction"], det["ip_tail_scale"], 1.0)
@@ -207,11 +155,21 @@ def reconstruct(batch: Batch, rng: np.random.Generator, det: dict, pu: dict, npu
     dz = dz_true + dz_err * tail * rng.standard_normal(len(pt))
     dxy_err = dxy_err * rng.uniform(0.9, 1.1, len(pt))
     dz_err = dz_err * rng.uniform(0.9, 1.1, len(pt))
-    dxy, dz, dxy_err, dz_err = (np.where(track, x, 0.0) for x in (dxy, dz, dxy_err, dz_err))
+    ip = {"dxy": dxy, "dz": dz, "dxy_err": dxy_err, "dz_err": dz_err}
+    return {k: np.where(c["charge"] != 0, x, 0.0) for k, x in ip.items()}
 
-    counts = np.bincount(event, minlength=batch.n_events)
-    offsets = np.concatenate([[0], np.cumsum(counts)])
-    return Reco(offsets, truth, px, py, pz, e, ptype, charge, dxy, dz, dxy_err, dz_err, vx, vy, vz, from_pv)
+
+def reconstruct(batch: Batch, rng: np.random.Generator, det: Mapping, pileup: Columns | None = None) -> Reco:
+    """PF candidates of a batch: visible final-state particles (+ `pileup`, from pileup.particles), smeared."""
+    c = _visible_particles(batch, det)
+    if pileup is not None:
+        c = _with_pileup(c, pileup)
+    _smear_momenta(c, rng, det)
+    _displace_v0_tracks(c, rng, det)
+    ip = _impact_parameters(c, rng, det)
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(c["event"], minlength=batch.n_events))])
+    return Reco(offsets, c["truth"], c["px"], c["py"], c["pz"], c["e"], c["ptype"], c["charge"], ip["dxy"],
+                ip["dz"], ip["dxy_err"], ip["dz_err"], c["vx"], c["vy"], c["vz"], c["from_pv"])  # fmt: skip
 
 
 @dataclass
@@ -235,7 +193,7 @@ class SecondaryVertices:
 
 
 def reconstruct_svs(
-    batch: Batch, reco: Reco, hf_ancestor: np.ndarray, is_b_hadron: np.ndarray, rng: np.random.Generator, det: dict
+    batch: Batch, reco: Reco, hf_ancestor: np.ndarray, is_b_hadron: np.ndarray, rng: np.random.Generator, det: Mapping
 ) -> SecondaryVertices:
     """SVs from true heavy-flavour decay vertices (see module docstring)."""
     pt = reco.pt

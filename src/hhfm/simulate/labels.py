@@ -108,54 +108,49 @@ def pairs_by_event(jet_event: np.ndarray, obj_event: np.ndarray) -> tuple[np.nda
     return jets, first + within
 
 
+def _pairs_with_rows(batch: Batch, rows: np.ndarray, jet_event: np.ndarray):
+    """`rows` sorted by event (stable), their `order`, and every same-event (jet, position in rows) pair."""
+    order = np.argsort(batch.event[rows], kind="stable")
+    rows = rows[order]
+    j, o = pairs_by_event(jet_event, batch.event[rows])
+    return rows, order, j, o
+
+
 def _count_within(batch: Batch, rows: np.ndarray, jet_event, jet_eta, jet_phi, dr: float) -> np.ndarray:
-    ev = batch.event[rows]
-    order = np.argsort(ev, kind="stable")
-    rows, ev = rows[order], ev[order]
+    rows, _, j, o = _pairs_with_rows(batch, rows, jet_event)
     eta, phi = eta_phi(batch.px[rows], batch.py[rows], batch.pz[rows])
-    j, o = pairs_by_event(jet_event, ev)
     close = delta_r(jet_eta[j], jet_phi[j], eta[o], phi[o]) < dr
     return np.bincount(j[close], minlength=len(jet_event))
 
 
-def jet_labels(batch: Batch, truth: Truth, jet_event, jet_eta, jet_phi, is_qcd_sample: bool) -> dict[str, np.ndarray]:
-    """Every label branch of the record for the given jets (event index within the batch)."""
+def _higgs_match(batch: Batch, truth: Truth, jet_event, jet_eta, jet_phi) -> tuple[np.ndarray, ...]:
+    """(is H->bb jet, gen pT, gen eta, legacy label) of each jet: both Higgs daughters within
+    HIGGS_MATCH_DR of the jet axis; legacy label 4 for a Higgs within HADRON_MATCH_DR."""
     n = len(jet_event)
-    nb = _count_within(batch, np.flatnonzero(truth.last_b), jet_event, jet_eta, jet_phi, HADRON_MATCH_DR)
-    nc = _count_within(batch, np.flatnonzero(truth.last_c), jet_event, jet_eta, jet_phi, HADRON_MATCH_DR)
+    gen_pt, gen_eta = np.full(n, MISSING), np.full(n, MISSING)
+    is_h, legacy = np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int64)
+    if not len(truth.higgs):
+        return is_h, gen_pt, gen_eta, legacy
+    h, order, j, o = _pairs_with_rows(batch, truth.higgs, jet_event)
+    d1, d2 = truth.higgs_d1[order], truth.higgs_d2[order]
+    e1, p1 = eta_phi(batch.px[d1[o]], batch.py[d1[o]], batch.pz[d1[o]])
+    e2, p2 = eta_phi(batch.px[d2[o]], batch.py[d2[o]], batch.pz[d2[o]])
+    eh, ph = eta_phi(batch.px[h[o]], batch.py[h[o]], batch.pz[h[o]])
+    match = (delta_r(jet_eta[j], jet_phi[j], e1, p1) < HIGGS_MATCH_DR) & (
+        delta_r(jet_eta[j], jet_phi[j], e2, p2) < HIGGS_MATCH_DR
+    )
+    near = delta_r(jet_eta[j], jet_phi[j], eh, ph) < HADRON_MATCH_DR
+    legacy[j[near]] = 4
+    jm, om = j[match], o[match]
+    is_h[jm] = True
+    gen_pt[jm] = np.hypot(batch.px[h[om]], batch.py[h[om]])
+    gen_eta[jm] = eh[match]
+    return is_h, gen_pt, gen_eta, legacy
 
-    # Higgs matching: both daughters within 0.6 of the jet axis
-    gen_pt = np.full(n, MISSING)
-    gen_eta = np.full(n, MISSING)
-    is_h = np.zeros(n, dtype=bool)
-    legacy = np.zeros(n, dtype=np.int64)
-    if len(truth.higgs):
-        hev = batch.event[truth.higgs]
-        order = np.argsort(hev, kind="stable")
-        h, d1, d2, hev = truth.higgs[order], truth.higgs_d1[order], truth.higgs_d2[order], hev[order]
-        j, o = pairs_by_event(jet_event, hev)
-        e1, p1 = eta_phi(batch.px[d1[o]], batch.py[d1[o]], batch.pz[d1[o]])
-        e2, p2 = eta_phi(batch.px[d2[o]], batch.py[d2[o]], batch.pz[d2[o]])
-        eh, ph = eta_phi(batch.px[h[o]], batch.py[h[o]], batch.pz[h[o]])
-        match = (delta_r(jet_eta[j], jet_phi[j], e1, p1) < HIGGS_MATCH_DR) & (
-            delta_r(jet_eta[j], jet_phi[j], e2, p2) < HIGGS_MATCH_DR
-        )
-        near = delta_r(jet_eta[j], jet_phi[j], eh, ph) < HADRON_MATCH_DR
-        legacy[j[near]] = 4
-        jm, om = j[match], o[match]
-        is_h[jm] = True
-        gen_pt[jm] = np.hypot(batch.px[h[om]], batch.py[h[om]])
-        gen_eta[jm] = eh[match]
 
-    label = np.where(
-        nb >= 2, FJ_LABEL["QCD_bb"],
-        np.where(nb == 1, FJ_LABEL["QCD_b"],
-                 np.where(nc >= 2, FJ_LABEL["QCD_cc"], np.where(nc == 1, FJ_LABEL["QCD_c"], FJ_LABEL["QCD_others"]))),
-    )  # fmt: skip
-    label = np.where(is_h, FJ_LABEL["H_bb"], label)
-    out: dict[str, np.ndarray] = {"fj_label": label}
-    for name, code in FJ_LABEL.items():
-        out[f"label_{name}"] = (label == code).astype(np.int32)
+def _label_flags(label: np.ndarray, nb: np.ndarray, nc: np.ndarray) -> dict[str, np.ndarray]:
+    """The one-hot `label_*` branches and the fj_is* / hadron-count branches of the labels."""
+    out = {f"label_{name}": (label == code).astype(np.int32) for name, code in FJ_LABEL.items()}
     out["fj_isTop"] = ((label >= 10) & (label < 20)).astype(np.int32)
     out["fj_isW"] = ((label >= 20) & (label < 30)).astype(np.int32)
     out["fj_isZ"] = ((label >= 30) & (label < 40)).astype(np.int32)
@@ -165,11 +160,27 @@ def jet_labels(batch: Batch, truth: Truth, jet_event, jet_eta, jet_phi, is_qcd_s
     out["fj_isNonBB"] = (nb < 2).astype(np.int32)
     out["fj_nbHadrons"] = nb.astype(np.int32)
     out["fj_ncHadrons"] = nc.astype(np.int32)
+    return out
+
+
+def jet_labels(batch: Batch, truth: Truth, jet_event: np.ndarray, jet_eta: np.ndarray, jet_phi: np.ndarray,
+               is_qcd_sample: bool) -> dict[str, np.ndarray]:  # fmt: skip
+    """Every label branch of the record for the given jets (event index within the batch)."""
+    nb = _count_within(batch, np.flatnonzero(truth.last_b), jet_event, jet_eta, jet_phi, HADRON_MATCH_DR)
+    nc = _count_within(batch, np.flatnonzero(truth.last_c), jet_event, jet_eta, jet_phi, HADRON_MATCH_DR)
+    is_h, gen_pt, gen_eta, legacy = _higgs_match(batch, truth, jet_event, jet_eta, jet_phi)
+    label = np.where(
+        nb >= 2, FJ_LABEL["QCD_bb"],
+        np.where(nb == 1, FJ_LABEL["QCD_b"],
+                 np.where(nc >= 2, FJ_LABEL["QCD_cc"], np.where(nc == 1, FJ_LABEL["QCD_c"], FJ_LABEL["QCD_others"]))),
+    )  # fmt: skip
+    label = np.where(is_h, FJ_LABEL["H_bb"], label)
+    out: dict[str, np.ndarray] = {"fj_label": label, **_label_flags(label, nb, nc)}
     out["fj_labelLegacy"] = legacy.astype(np.int32)
     out["fj_labelJMAR"] = legacy.astype(np.int32)
     out["fj_gen_pt"] = gen_pt
     out["fj_gen_eta"] = gen_eta
-    out["sample_isQCD"] = np.full(n, int(is_qcd_sample), dtype=np.int32)
+    out["sample_isQCD"] = np.full(len(jet_event), int(is_qcd_sample), dtype=np.int32)
     out.update(_ak4_flavour(batch, truth, jet_event, jet_eta, jet_phi, nb, nc))
     return out
 
@@ -179,12 +190,8 @@ def _ak4_flavour(batch, truth, jet_event, jet_eta, jet_phi, nb, nc) -> dict[str,
     n = len(jet_event)
     parton = np.zeros(n, dtype=np.int64)  # |pdgId| of the nearest hard parton within 0.8, 0 if none
     if len(truth.partons):
-        rows = truth.partons
-        ev = batch.event[rows]
-        order = np.argsort(ev, kind="stable")
-        rows, ev = rows[order], ev[order]
+        rows, _, j, o = _pairs_with_rows(batch, truth.partons, jet_event)
         eta, phi = eta_phi(batch.px[rows], batch.py[rows], batch.pz[rows])
-        j, o = pairs_by_event(jet_event, ev)
         dr = delta_r(jet_eta[j], jet_phi[j], eta[o], phi[o])
         best = np.full(n, np.inf)
         np.minimum.at(best, j, dr)

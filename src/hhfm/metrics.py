@@ -1,6 +1,7 @@
-"""Binary-classifier metrics from saved scores: ROC curve, AUC, background rejection 1/eps_B.
+"""Binary-classifier metrics, defined once for the whole pipeline: ROC curve, AUC, background rejection.
 
-Conventions (README "Stage: evaluate"):
+Used by pretraining validation, head validation, evaluation and the plots, so a number called
+`rej90` means the same thing everywhere. Conventions (README "Stage: evaluate"):
 - The ROC curve is the set of (eps_S, eps_B) points of every distinct score threshold, ordered by
   decreasing threshold and starting at (0, 0); ties in score move both efficiencies together.
 - AUC is the trapezoidal area under eps_S(eps_B): the probability that a random signal event scores
@@ -54,10 +55,14 @@ def roc_curve(score: np.ndarray, label: np.ndarray, weight: np.ndarray | None = 
     return eff_s, eff_b, thresholds
 
 
+def _area(eff_s: np.ndarray, eff_b: np.ndarray) -> float:
+    return float(np.sum(np.diff(eff_b) * (eff_s[1:] + eff_s[:-1]) / 2))
+
+
 def auc(score: np.ndarray, label: np.ndarray, weight: np.ndarray | None = None) -> float:
     """Area under the ROC curve (0.5 random, 1 perfect, 0 perfectly inverted)."""
     eff_s, eff_b, _ = roc_curve(score, label, weight)
-    return float(np.sum(np.diff(eff_b) * (eff_s[1:] + eff_s[:-1]) / 2))
+    return _area(eff_s, eff_b)
 
 
 def background_efficiency_at(eff_s: np.ndarray, eff_b: np.ndarray, target: float) -> float:
@@ -81,29 +86,38 @@ def max_rejection(label: np.ndarray, weight: np.ndarray | None = None) -> float:
     return float(wb.sum() / wb.min())
 
 
+def _rejection(eps_b: np.ndarray | float, cap: float) -> np.ndarray:
+    """1 / eps_B, or `cap` where eps_B is below one background event's share."""
+    eps_b = np.asarray(eps_b, dtype=np.float64)
+    return np.where(eps_b <= 1.0 / cap, cap, 1.0 / np.maximum(eps_b, 1e-300))
+
+
 def rejection_at(score: np.ndarray, label: np.ndarray, target: float, weight: np.ndarray | None = None) -> float:
     """Background rejection 1/eps_B at signal efficiency `target` (capped at `max_rejection`)."""
-    eff_s, eff_b, _ = roc_curve(score, label, weight)
-    eps_b = background_efficiency_at(eff_s, eff_b, target)
-    cap = max_rejection(label, weight)
-    return float(cap if eps_b <= 1.0 / cap else 1.0 / eps_b)
+    return float(rejection_curve(score, label, np.array([target]), weight)[0])
 
 
 def rejection_curve(score: np.ndarray, label: np.ndarray, grid: np.ndarray,
                     weight: np.ndarray | None = None) -> np.ndarray:
     """Rejection on a grid of signal efficiencies (for ROC plots), capped like `rejection_at`."""
     eff_s, eff_b, _ = roc_curve(score, label, weight)
-    cap = max_rejection(label, weight)
     eps = np.array([background_efficiency_at(eff_s, eff_b, t) for t in grid])
-    return np.where(eps <= 1.0 / cap, cap, 1.0 / np.maximum(eps, 1e-300))
+    return _rejection(eps, max_rejection(label, weight))
 
 
 def binary_metrics(score: np.ndarray, label: np.ndarray, weight: np.ndarray | None = None) -> dict[str, float]:
     """AUC and rejection at 50/70/90 % signal efficiency."""
     eff_s, eff_b, _ = roc_curve(score, label, weight)
-    out = {"auc": float(np.sum(np.diff(eff_b) * (eff_s[1:] + eff_s[:-1]) / 2))}
     cap = max_rejection(label, weight)
+    out = {"auc": _area(eff_s, eff_b)}
     for name, target in EFFICIENCIES.items():
-        eps_b = background_efficiency_at(eff_s, eff_b, target)
-        out[name] = float(cap if eps_b <= 1.0 / cap else 1.0 / eps_b)
+        out[name] = float(_rejection(background_efficiency_at(eff_s, eff_b, target), cap))
     return out
+
+
+def validation_metrics(score: np.ndarray, label: np.ndarray) -> dict[str, float]:
+    """`binary_metrics` for per-epoch validation logs: NaN everywhere when a class is absent."""
+    label = np.asarray(label)
+    if not ((label == 1).any() and (label != 1).any()):
+        return {"auc": float("nan"), **{name: float("nan") for name in EFFICIENCIES}}
+    return binary_metrics(score, label)

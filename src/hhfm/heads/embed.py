@@ -20,9 +20,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from hhfm import config
 from hhfm.dataset import open_dataset
 from hhfm.errors import InputError
-from hhfm.io import atomic_path, parse_params, setup_logging
+from hhfm.io import atomic_path, setup_logging
+from hhfm.training import autocast, resolve_device
 
 log = logging.getLogger("hhfm.embed")
 
@@ -31,7 +33,8 @@ BLOCK = 8192
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", default="{}", help="the `heads` config section as JSON (uses embed_batch_size)")
+    parser.add_argument("--runtime", default=None,
+                        help="JSON {'heads': {'embed_batch_size': N, 'device': ...}}: runtime-only keys (nothing here changes results)")
     parser.add_argument("--dataset", required=True, help="results/skim/dataset.h5")
     parser.add_argument("--backbone", required=True, help="results/pretrain/{task}/backbone.pt")
     parser.add_argument("--output", required=True, help="results/embed/{task}/embeddings.h5")
@@ -57,7 +60,7 @@ def embed_jets(tagger: torch.nn.Module, x: np.ndarray, v: np.ndarray, mask: np.n
     embs, scores = [], []
     for i in range(0, len(x), batch_size):
         xb, vb, mb = (torch.from_numpy(a[i : i + batch_size]).to(device) for a in (x, v, mask))
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with autocast(device):
             emb, score = jet_outputs(tagger, xb, vb, mb)
         embs.append(emb.float().cpu().numpy())
         scores.append(score.float().cpu().numpy())
@@ -68,11 +71,11 @@ def embed_jets(tagger: torch.nn.Module, x: np.ndarray, v: np.ndarray, mask: np.n
 
 def run(args: argparse.Namespace) -> None:
     setup_logging()
-    params = parse_params(args.params)
-    batch_size = int(params.get("embed_batch_size", 256))
+    heads = config.load({}, args.runtime, sections=["heads"]).heads
+    batch_size = int(heads.embed_batch_size)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(heads.device)
     tagger, meta = load_frozen_tagger(args.backbone, device)
     d = tagger.backbone.embed_dim
     with open_dataset(args.dataset) as f:

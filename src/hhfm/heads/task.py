@@ -1,0 +1,115 @@
+"""An event head as a task of the training engine: model construction, batches, loss and validation.
+
+The head trains with AdamW (head at `lr_head`, a trained backbone at its own rate), BCE with
+pos_weight = n_background / n_signal of the training events (`class_weight: balanced`), and a
+per-epoch LR schedule (flat, then linear decay to 1 % from `lr_decay_start` of the epoch cap).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from hhfm.errors import ConfigError
+from hhfm.heads.data import HeadData
+from hhfm.heads.model import EventClassifier, build_head
+from hhfm.metrics import validation_metrics
+
+
+def build_model(representation: str, strategy: str, params: Mapping, seed_key: list[int], rep_dim: int | None = None,
+                backbone: str | None = None) -> EventClassifier:
+    """Head (+ tagger for backbone strategies), initialised deterministically from the run's seeds.
+
+    rep_dim given: the representation comes from a cache of that width (standard, frozen).
+    Otherwise the tagger is loaded from `backbone` (finetuned, frozen in the loop) or rebuilt with
+    the same configuration and fresh random weights (scratch). The head's initial weights depend
+    only on the seeds, so frozen, finetuned and scratch runs of a representation start from the same head.
+    """
+    def seed(*extra: int) -> None:
+        torch.manual_seed(int(np.random.SeedSequence(seed_key + list(extra)).generate_state(1)[0]))
+
+    tagger = None
+    if rep_dim is None:
+        if backbone is None:
+            raise ConfigError(f"strategy {strategy!r} needs --backbone (the pretrained checkpoint or, for scratch, "
+                              "its configuration)")
+        from hhfm.models import JetTagger, build_backbone, load_tagger
+
+        tagger, _ = load_tagger(backbone)
+        if strategy == "scratch":  # same config and task, fresh random weights
+            seed(1)
+            tagger = JetTagger(build_backbone(tagger.backbone.config), tagger.task)
+        rep_dim = tagger.backbone.embed_dim
+    seed()
+    head = build_head(representation, rep_dim, params)
+    return EventClassifier(representation, head, tagger, freeze_backbone=strategy == "frozen")
+
+
+def param_groups(model: EventClassifier, strategy: str, params: Mapping) -> list[dict]:
+    """Head at lr_head; a trained backbone at its own learning rate."""
+    groups = [{"params": list(model.head.parameters()), "lr": params["lr_head"]}]
+    if model.tagger is not None and not model.freeze_backbone:
+        groups.append({"params": list(model.tagger.parameters()), "lr": params[f"lr_backbone_{strategy}"]})
+    return groups
+
+
+def epoch_order(n_train: int, min_events: int, key: list[int]) -> np.ndarray:
+    """Event order of one epoch: whole permutations of the training set, at least `min_events` long."""
+    rng = np.random.default_rng(key)
+    n_perm = max(1, math.ceil(min_events / n_train))
+    return np.concatenate([rng.permutation(n_train) for _ in range(n_perm)])
+
+
+def bce(logits: np.ndarray, label: np.ndarray, pos_weight: float) -> float:
+    """Mean weighted BCE of logits, in float64 (the validation loss early stopping compares)."""
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.from_numpy(logits).double(), torch.from_numpy(label).double(),
+        pos_weight=torch.tensor(pos_weight, dtype=torch.float64))
+    return float(loss)
+
+
+class HeadTask:
+    """The engine's view of one head run (hhfm.training.TrainTask)."""
+
+    def __init__(self, model: EventClassifier, data: HeadData, strategy: str, params: Mapping, seed_key: list[int],
+                 device: torch.device):
+        self.model, self.data, self.params, self.seed_key, self.device = model, data, params, seed_key, device
+        self.optimizer = torch.optim.AdamW(param_groups(model, strategy, params), weight_decay=params["weight_decay"])
+        train = data.splits["train"]
+        n_sig = float(train.label.sum())
+        self.pos_weight = (len(train) - n_sig) / n_sig if params["class_weight"] == "balanced" else 1.0
+        self.loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(self.pos_weight, device=device))
+
+    @property
+    def trains_backbone(self) -> bool:
+        return self.model.tagger is not None and not self.model.freeze_backbone
+
+    @property
+    def n_trainable(self) -> int:
+        return sum(p.numel() for g in self.optimizer.param_groups for p in g["params"])
+
+    def batches(self, epoch: int):
+        order = epoch_order(len(self.data.splits["train"]), self.params["min_events_per_epoch"], self.seed_key + [epoch])
+        bs = self.params["batch_size"]
+        return (order[i : i + bs] for i in range(0, len(order), bs))
+
+    def loss(self, idx: np.ndarray) -> tuple[torch.Tensor, int]:
+        batch = self.data.batch("train", idx, self.device)
+        return self.loss_fn(self.model(batch).float(), batch["label"]), len(batch["label"])
+
+    def validate(self) -> tuple[float, dict[str, float]]:
+        logits = self.predict("val")
+        label = self.data.splits["val"].label
+        return bce(logits, label, self.pos_weight), validation_metrics(logits, label)
+
+    @torch.no_grad()
+    def predict(self, split: str) -> np.ndarray:
+        """Logits of all events of a split (eval mode)."""
+        self.model.eval()
+        n, bs = len(self.data.splits[split]), self.params["eval_batch_size"]
+        out = [self.model(self.data.batch(split, np.arange(i, min(i + bs, n)), self.device)).float().cpu()
+               for i in range(0, n, bs)]
+        return torch.cat(out).numpy()

@@ -1,0 +1,50 @@
+"""Helpers shared by the figure modules: empty-figure note, colours, grids, run selection."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+#: signal efficiencies of ROC-type curves
+EFF_GRID = np.linspace(0.05, 1.0, 96)
+
+
+def empty(fig: plt.Figure, ax: plt.Axes, what: str) -> plt.Figure:
+    ax.text(0.5, 0.5, f"no data: {what}", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return fig
+
+
+def model_colors(models: list[str]) -> dict[str, str]:
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {m: cycle[i % len(cycle)] for i, m in enumerate(sorted(models))}
+
+
+def grid(n: int, max_cols: int, width: float, height: float, **kw) -> tuple[plt.Figure, np.ndarray]:
+    """Small multiples for `n` panels (at least one); unused panels are hidden by `hide_unused`."""
+    ncol = max(1, min(max_cols, n))
+    nrow = max(1, int(np.ceil(n / ncol)))
+    return plt.subplots(nrow, ncol, figsize=(width * ncol, height * nrow), squeeze=False, **kw)
+
+
+def hide_unused(axes: np.ndarray, used: int) -> None:
+    for ax in axes.flat[used:]:
+        ax.set_visible(False)
+
+
+def full_data(runs: list[dict]) -> dict[str, list[dict]]:
+    """Runs at each model's largest training fraction, grouped by model."""
+    out: dict[str, list[dict]] = {}
+    for model in sorted({r["run"]["model"] for r in runs if r["scores"] is not None}):
+        mine = [r for r in runs if r["run"]["model"] == model and r["scores"] is not None]
+        top = max(float(r["run"]["fraction"]) for r in mine)
+        out[model] = [r for r in mine if float(r["run"]["fraction"]) == top]
+    return out
+
+
+def first_full(runs: list[dict]) -> dict[str, dict]:
+    return {model: sorted(items, key=lambda r: r["run"]["seed"])[0] for model, items in full_data(runs).items()}

@@ -1,0 +1,120 @@
+"""Physics and diagnostic figures: expected limits, score distributions, mass sculpting, training curves."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from hhfm.layout import signal_masses  # noqa: E402
+from hhfm.plots.common import empty, first_full, grid, hide_unused, model_colors  # noqa: E402
+
+
+def limits_vs_mass(limits: pd.DataFrame) -> plt.Figure:
+    """Brazil plot per model at its largest fraction: expected sigma x BR limit vs mass (seed mean)."""
+    models = sorted(limits["model"].unique()) if not limits.empty else []
+    fig, axes = grid(len(models), 3, 6, 5, sharey=True)
+    if not models:
+        return empty(fig, axes[0, 0], "limits table is empty")
+    for ax, model in zip(axes.flat, models):
+        d = limits[limits["model"] == model]
+        d = d[d["fraction"] == d["fraction"].max()].groupby("mass").mean(numeric_only=True).reset_index()
+        m = d["mass"].to_numpy()
+        ax.fill_between(m, d["xsec_m2_pb"], d["xsec_p2_pb"], color="#F5BB54", label="expected +-2 sigma")
+        ax.fill_between(m, d["xsec_m1_pb"], d["xsec_p1_pb"], color="#607641", label="expected +-1 sigma")
+        ax.plot(m, d["xsec_exp_pb"], "k--", marker="o", label="median expected")
+        ax.set_yscale("log")
+        ax.set_title(model, fontsize="small")
+        ax.set_xlabel("m_X [GeV]")
+    hide_unused(axes, len(models))
+    axes[0, 0].set_ylabel("95% CL sigma x BR [pb]")
+    axes[0, 0].legend(fontsize="xx-small")
+    return fig
+
+
+def limit_vs_events(limits: pd.DataFrame, mass: float | None) -> plt.Figure:
+    """Median expected sigma x BR limit at one mass vs training events per model (+-1 std over seeds)."""
+    fig, ax = plt.subplots(figsize=(9, 7))
+    if limits.empty:
+        return empty(fig, ax, "limits table is empty")
+    mass = float(limits["mass"].min()) if mass is None else float(mass)
+    d = limits[limits["mass"] == mass]
+    if d.empty:
+        return empty(fig, ax, f"no limits at mass {mass:g}")
+    colors = model_colors(list(d["model"].unique()))
+    for model, g in d.groupby("model"):
+        s = g.groupby("fraction").agg(n=("n_train_events", "mean"), y=("xsec_exp_pb", "mean"),
+                                      e=("xsec_exp_pb", "std")).fillna(0.0).sort_values("n")
+        ax.plot(s["n"], s["y"], "o-", color=colors[model], label=model)
+        ax.fill_between(s["n"], s["y"] - s["e"], s["y"] + s["e"], color=colors[model], alpha=0.25)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training events")
+    ax.set_ylabel(f"expected 95% CL sigma x BR [pb], m_X = {mass:g} GeV")
+    ax.legend(fontsize="x-small")
+    return fig
+
+
+def training_curves(runs: list[dict]) -> plt.Figure:
+    """Small multiples: train and validation loss per epoch of every head run."""
+    items = [r for r in runs if r["history"] is not None]
+    fig, axes = grid(len(items), 4, 4, 3.2)
+    if not items:
+        return empty(fig, axes[0, 0], "no metrics.csv of head runs")
+    for ax, r in zip(axes.flat, items):
+        h = r["history"]
+        ax.plot(h["epoch"], h["train_loss"], label="train")
+        ax.plot(h["epoch"], h["val_loss"], label="val")
+        ax.set_title(f"{r['run']['model']} f{float(r['run']['fraction']):g} s{r['run']['seed']}", fontsize=9)
+        ax.tick_params(labelsize=8)
+    hide_unused(axes, len(items))
+    axes[0, 0].legend(fontsize=8)
+    return fig
+
+
+def score_distributions(runs: list[dict]) -> plt.Figure:
+    """Per model (largest fraction, lowest seed): normalised score histograms of background and each signal mass."""
+    chosen = first_full(runs)
+    fig, axes = grid(len(chosen), 3, 6, 5)
+    if not chosen:
+        return empty(fig, axes[0, 0], "no head runs with scores")
+    bins = np.linspace(0, 1, 26)
+    for ax, (model, r) in zip(axes.flat, chosen.items()):
+        s = r["scores"]
+        bkg = s[s["label"] == 0]
+        ax.hist(bkg["score"], bins, weights=bkg["weight"], density=True, histtype="stepfilled", alpha=0.4,
+                color="grey", label="background")
+        for m in signal_masses(s):
+            sig = s[(s["label"] == 1) & (s["mass"] == m)]
+            ax.hist(sig["score"], bins, density=True, histtype="step", lw=2, label=f"signal {m:g} GeV")
+        ax.set_yscale("log")
+        ax.set_title(model, fontsize="small")
+        ax.set_xlabel("event score")
+    hide_unused(axes, len(chosen))
+    axes[0, 0].legend(fontsize="xx-small")
+    return fig
+
+
+def sculpting(runs: list[dict], signal_efficiency: float) -> plt.Figure:
+    """Per model: background leading-jet soft-drop mass before and after a score cut keeping `signal_efficiency`."""
+    chosen = {m: r for m, r in first_full(runs).items() if "sdmass_j1" in r["scores"].columns}
+    fig, axes = grid(len(chosen), 3, 6, 5)
+    if not chosen:
+        return empty(fig, axes[0, 0], "no scores with sdmass_j1")
+    bins = np.linspace(0, 300, 31)
+    for ax, (model, r) in zip(axes.flat, chosen.items()):
+        s = r["scores"]
+        cut = np.quantile(s.loc[s["label"] == 1, "score"], 1 - signal_efficiency)
+        bkg = s[s["label"] == 0]
+        passed = bkg[bkg["score"] >= cut]
+        for d, lab in ((bkg, "background, all"), (passed, f"background, score cut (eps_S = {signal_efficiency:g})")):
+            if len(d) and d["weight"].sum() > 0:
+                ax.hist(d["sdmass_j1"], bins, weights=d["weight"], density=True, histtype="step", lw=2, label=lab)
+        ax.set_title(f"{model}: {len(passed)}/{len(bkg)} bkg pass", fontsize="small")
+        ax.set_xlabel("leading-jet soft-drop mass [GeV]")
+    hide_unused(axes, len(chosen))
+    axes[0, 0].legend(fontsize="xx-small")
+    return fig

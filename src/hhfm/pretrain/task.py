@@ -1,0 +1,127 @@
+"""Pretraining as a task of the training engine: the tagger, its loss, its batches and its validation.
+
+Loss: BCE with pos_weight (xbb), class-weighted softmax CE (multiclass), and for multilabel CE plus
+smooth-L1 on the standardised REGRESSION_TARGETS (Ho et al. 2412.10665). Class weights are the
+inverse train-split frequencies.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hhfm.config import Section
+from hhfm.features import JET_CLASSES, REGRESSION_TARGETS
+from hhfm.metrics import validation_metrics
+from hhfm.pretrain.data import regression_transform, signal_of
+from hhfm.training import autocast, build_optimizer
+
+
+class TaskLoss:
+    """Loss of a task with train-split class weights (and regression standardisation for multilabel)."""
+
+    def __init__(self, task: str, train: dict[str, torch.Tensor], cfg: Section, device: torch.device):
+        self.task, self.reg_weight = task, float(cfg.regression_weight)
+        self.meta: dict[str, object] = {}
+        if task == "xbb":
+            y = train["label_xbb"].float()
+            n_pos, n_neg = float(y.sum()), float(len(y) - y.sum())
+            pw = n_neg / n_pos if cfg.class_weights and n_pos > 0 and n_neg > 0 else 1.0
+            self.pos_weight = torch.tensor(pw, device=device)
+            self.meta["pos_weight"] = pw
+        else:
+            counts = torch.bincount(train["label_class"].long(), minlength=len(JET_CLASSES)).double()
+            w = torch.where(counts > 0, counts.sum() / (len(JET_CLASSES) * counts.clamp(min=1)), torch.ones_like(counts))
+            self.class_weight = (w if cfg.class_weights else torch.ones_like(w)).float().to(device)
+            self.meta["class_weight"] = dict(zip(JET_CLASSES, self.class_weight.tolist()))
+        if task == "multilabel":
+            self._fit_regression(train, device)
+
+    def _fit_regression(self, train: dict[str, torch.Tensor], device: torch.device) -> None:
+        reg = regression_transform(train)
+        mean = torch.nanmean(reg, 0)
+        std = torch.sqrt(torch.nanmean((reg - mean) ** 2, 0)).clamp(min=1e-6)
+        self.reg_mean, self.reg_std = mean.float().to(device), std.float().to(device)
+        self.meta["regression"] = {n: {"mean": float(m), "std": float(s)} for n, m, s in zip(REGRESSION_TARGETS, mean, std)}
+
+    def targets(self, data: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Per-jet targets: (n,) for xbb / multiclass, (n, 1 + 3) [class, standardised regressions] for multilabel."""
+        if self.task == "xbb":
+            return data["label_xbb"].float()
+        if self.task == "multiclass":
+            return data["label_class"].long()
+        reg = regression_transform(data).float()
+        reg = (reg - self.reg_mean.cpu()) / self.reg_std.cpu()
+        return torch.cat((data["label_class"].float()[:, None], reg), 1)
+
+    def __call__(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        if self.task == "xbb":
+            return F.binary_cross_entropy_with_logits(logits[:, 0], y, pos_weight=self.pos_weight)
+        if self.task == "multiclass":
+            return F.cross_entropy(logits, y, weight=self.class_weight)
+        k = len(JET_CLASSES)
+        loss = F.cross_entropy(logits[:, :k], y[:, 0].long(), weight=self.class_weight)
+        known = torch.isfinite(y[:, 1:])
+        if known.any():
+            loss = loss + self.reg_weight * F.smooth_l1_loss(logits[:, k:][known], y[:, 1:][known])
+        return loss
+
+
+def _batches(n: int, size: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    return order.split(size)
+
+
+class PretrainTask:
+    """The engine's view of pretraining (hhfm.training.TrainTask)."""
+
+    def __init__(self, cfg: Section, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], device: torch.device):
+        from hhfm.models import build_tagger
+
+        p = cfg.pretrain
+        self.p, self.task, self.device, self.seed = p, p.task, device, int(cfg.seed)
+        self.train_d, self.val_d = train, val
+        self.loss_fn = TaskLoss(p.task, train, p, device)
+        self.y_train, self.y_val = self.loss_fn.targets(train), self.loss_fn.targets(val)
+        self.sig_val = signal_of(val, p.task).numpy()
+        torch.manual_seed(self.seed)
+        self.model = build_tagger(cfg.model.to_dict(), p.task).to(device)
+        self.optimizer = build_optimizer(self.model, p.optimizer, p.lr, p.weight_decay)
+        self.mult = 32 if p.compile else (8 if device.type == "cuda" else 1)
+        self.model.backbone.trim_multiple = self.mult  # the model's own trim must not undo the bucketing
+        self.run_model = torch.compile(self.model, dynamic=True) if p.compile else self.model
+
+    def batches(self, epoch: int) -> tuple[torch.Tensor, ...]:
+        g = torch.Generator().manual_seed(self.seed * 100003 + epoch)  # data order depends on (seed, epoch) only
+        return _batches(len(self.y_train), self.p.batch_size, g)
+
+    def loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int]:
+        from hhfm.models import trim_to_longest
+
+        d = self.train_d
+        x, v, m = trim_to_longest(d["x"][idx], d["v"][idx], d["mask"][idx], self.mult)
+        with autocast(self.device):
+            logits = self.run_model(x.to(self.device), v.to(self.device), m.to(self.device))
+        return self.loss_fn(logits, self.y_train[idx].to(self.device)), len(idx)
+
+    def validate(self) -> tuple[float, dict[str, float]]:
+        val_loss, scores = self.predict(self.val_d, self.y_val)
+        return val_loss, validation_metrics(scores, self.sig_val)
+
+    @torch.no_grad()
+    def predict(self, data: dict[str, torch.Tensor], targets: torch.Tensor) -> tuple[float, np.ndarray]:
+        """(mean loss, Xbb scores) over a split, eval mode."""
+        from hhfm.models import trim_to_longest
+
+        model, total, scores = self.run_model, 0.0, []
+        model.eval()
+        mult = 8 if self.device.type == "cuda" else 1
+        for idx in _batches(len(targets), self.p.eval_batch_size):
+            x, v, m = trim_to_longest(data["x"][idx], data["v"][idx], data["mask"][idx], mult)
+            with autocast(self.device):
+                logits = model(x.to(self.device), v.to(self.device), m.to(self.device))
+            total += float(self.loss_fn(logits, targets[idx].to(self.device))) * len(idx)
+            scores.append(self.model.xbb_score(logits).float().cpu())
+        return total / len(targets), torch.cat(scores).numpy()
