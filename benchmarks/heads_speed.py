@@ -4,7 +4,8 @@
                                      [--events-per-sample 150] [--epochs 3] [--threads N]
 
 Prints, measured in the same run on the same events and the same head (config.yaml `heads` sizes):
-the one-off cost of the cache (`hhfm embed`, jets/s), the per-epoch time of a frozen head trained on
+the one-off cost of the cache (`hhfm embed`, jets/s), the per-epoch time (training + validation, on the
+shared training engine) of a frozen head trained on
 cached embeddings and of the same frozen head recomputing the backbone each step, their ratio
 (target >= 20 on CPU), and the event-level training throughput (events/s, jets/s) of a fine-tuned run.
 Without --dataset a small dataset is made with the real simulate + skim code (4 samples); without
@@ -19,12 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 
+from hhfm import config as hhfm_config
 from hhfm.heads.data import HeadData
-from hhfm.heads.train import DEFAULTS, build_model, train_epoch
+from hhfm.heads.task import HeadTask, build_model
+from hhfm.training import FitSettings, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ["GravitonHH_M1000", "GravitonHH_M2500", "QCD_Pt_300to470", "QCD_Pt_800to1000"]
@@ -35,14 +37,14 @@ def make_dataset(base: Path, events_per_sample: int) -> Path:
     from hhfm.simulate import simulate_file
     from hhfm.skim import skim_file
     from hhfm.skim.merge import merge
-    from hhfm.skim.params import skim_params
 
-    params = skim_params({"seed": 3})
+    sim = hhfm_config.load({"seed": 3, "simulate": {"events_per_file": events_per_sample, "batch_size": 100}}, {},
+                           ["seed", "simulate"])
+    params = hhfm_config.load({"seed": 3, "skim": {}}, {}, ["seed", "skim"])
     per_file = []
     for sample in SAMPLES:
         root = base / "sim" / sample / "ntuple_0.root"
-        simulate_file({"seed": 3, "events_per_file": events_per_sample, "batch_size": 100}, sample, 0, root,
-                      progress=False)
+        simulate_file(sim, sample, 0, root, progress=False)
         out = base / "skim" / sample / "ntuple_0.h5"
         skim_file(str(root), str(root.with_suffix(".json")), out, params)
         per_file.append(str(out))
@@ -50,19 +52,11 @@ def make_dataset(base: Path, events_per_sample: int) -> Path:
     return base / "dataset.h5"
 
 
-def time_epochs(model, data: HeadData, params: dict, epochs: int) -> float:
-    """Median wall time of a training epoch over the run's training events."""
-    groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": 1e-4}]
-    opt = torch.optim.AdamW(groups)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
-    n = len(data.splits["train"])
-    times = []
-    for epoch in range(epochs):
-        order = np.random.default_rng(epoch).permutation(n)
-        t0 = time.perf_counter()
-        train_epoch(model, data, opt, loss_fn, order, params["batch_size"], torch.device("cpu"), desc="bench")
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def time_epochs(model, data: HeadData, strategy: str, params, epochs: int, outdir: Path) -> float:
+    """Median wall time of an epoch (training + validation) of the shared engine on the run's events."""
+    task = HeadTask(model, data, strategy, params, [0, 0], torch.device("cpu"))
+    result = fit(task, FitSettings(max_epochs=epochs, desc="bench"), outdir, fp=str(time.time()))
+    return statistics.median(row["time_s"] for row in result.state["history"])
 
 
 def main() -> None:
@@ -76,7 +70,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    params = {**DEFAULTS, **{k: v for k, v in config["heads"].items() if k in DEFAULTS}}
+    params = hhfm_config.section("heads", config["heads"])
     tmp = Path(tempfile.mkdtemp(prefix="heads_speed_"))
     dataset = Path(args.dataset) if args.dataset else make_dataset(tmp, args.events_per_sample)
     if args.backbone:
@@ -102,11 +96,11 @@ def main() -> None:
     n_embedded = len(cached.jet_rows)
 
     head_cached = build_model("embedding", "frozen", params, [0, 0], rep_dim=cached.rep.shape[1])
-    t_cached = time_epochs(head_cached, cached, params, args.epochs)
+    t_cached = time_epochs(head_cached, cached, "frozen", params, args.epochs, tmp / "cached")
     head_live = build_model("embedding", "frozen", params, [0, 0], backbone=str(backbone))
-    t_live = time_epochs(head_live, live, params, 1)
+    t_live = time_epochs(head_live, live, "frozen", params, 1, tmp / "live")
     finetuned = build_model("embedding", "finetuned", params, [0, 0], backbone=str(backbone))
-    t_ft = time_epochs(finetuned, live, params, 1)
+    t_ft = time_epochs(finetuned, live, "finetuned", params, 1, tmp / "finetuned")
 
     print(f"dataset {dataset}: {n_events} training events, {n_jets} jets; backbone {backbone}; "
           f"{torch.get_num_threads()} CPU threads; head {params['phi_layers']}x{params['phi_width']} / "

@@ -164,7 +164,7 @@ def load_jets(path: str, split: str, limit: int):
 
 def auc_check(args, device) -> None:
     """Train both models identically (same init order, data order, optimiser) and compare test AUC."""
-    from hhfm.pretrain import roc_auc
+    from hhfm.metrics import validation_metrics
 
     cfg = model_cfg(args.size)
     train = load_jets(args.dataset, "train", args.max_jets)
@@ -197,7 +197,7 @@ def auc_check(args, device) -> None:
             for idx in torch.arange(len(test[3])).split(512):
                 x, v, m, y = conv(tuple(t[idx].to(device) for t in test))
                 scores.append(model(x, v, m)[:, 0].float().cpu())
-        aucs[name] = roc_auc(test[3].numpy(), torch.cat(scores).numpy())
+        aucs[name] = validation_metrics(torch.cat(scores).numpy(), test[3].numpy())["auc"]
         print(f"{name:6s}: test AUC {aucs[name]:.4f} after {args.epochs} epochs on {len(train[3])} jets "
               f"({time.perf_counter() - t0:.0f} s)")
     n_s, n_b = int(test[3].sum()), int((1 - test[3]).sum())

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 PEAK = """
 import sys
 from hhfm.skim import skim_file
-from hhfm.skim.params import skim_params
+from hhfm.skim.params import stage_config
 
 def status(key):
     return int(next(l for l in open("/proc/self/status") if l.startswith(key)).split()[1]) / 1024
@@ -33,7 +33,7 @@ def status(key):
 base = status("VmRSS:")
 open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current RSS
 if sys.argv[1] != "-":
-    skim_file(sys.argv[1], None, sys.argv[2], skim_params({{"chunk_size": {chunk}}}))
+    skim_file(sys.argv[1], None, sys.argv[2], stage_config({{}}, {{"skim": {{"chunk_size": {chunk}}}}}))
 print(base, status("VmHWM:"))
 """
 
@@ -67,7 +67,7 @@ def main() -> None:
     import record_files as rf
 
     from hhfm.skim import skim_file
-    from hhfm.skim.params import skim_params
+    from hhfm.skim.params import stage_config
 
     tmp = Path(tempfile.mkdtemp(prefix="skim_bench_"))
     cols = rf.random_jets(args.events, seed=1, max_cands=100)
@@ -75,10 +75,12 @@ def main() -> None:
     big = str(rf.write_record_file(tmp / "x4.root", rf.concat(cols, cols, cols, cols)))
     n = floor_read(src, args.chunk_size)
     t_floor = best_of(lambda: floor_read(src, args.chunk_size))
-    p = skim_params({"chunk_size": args.chunk_size})
-    t_skim = best_of(lambda: skim_file(src, None, tmp / "out.h5", p))
-    t_skim_lzf = best_of(lambda: skim_file(src, None, tmp / "out.h5", {**p, "file_compression": "lzf"}))
-    t_coffea = best_of(lambda: skim_file(src, None, tmp / "out.h5", {**p, "reader": "coffea"}), repeat=1)
+    def cfg(**runtime):  # defaults for every tracked key; only how the skim runs varies
+        return stage_config({}, {"skim": {"chunk_size": args.chunk_size, **runtime}})
+
+    t_skim = best_of(lambda: skim_file(src, None, tmp / "out.h5", cfg()))
+    t_skim_lzf = best_of(lambda: skim_file(src, None, tmp / "out.h5", cfg(file_compression="lzf")))
+    t_coffea = best_of(lambda: skim_file(src, None, tmp / "out.h5", cfg(reader="coffea")), repeat=1)
     print(f"input: {src} ({n} jets, chunk_size {args.chunk_size})")
     print(f"floor  (uproot read of the same branches): {t_floor:7.3f} s  {n / t_floor:9.0f} jets/s")
     print(f"skim   (defaults: uproot, uncompressed):   {t_skim:7.3f} s  {n / t_skim:9.0f} jets/s  "

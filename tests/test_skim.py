@@ -21,9 +21,10 @@ import record_files as rf
 from hhfm.dataset import event_rows, fraction_mask, jet_rows, open_dataset
 from hhfm.errors import ConfigError, InputError
 from hhfm.features import JET_CLASSES, PARTICLE_FEATURE_NAMES, SPLITS
+from hhfm.config import Section
 from hhfm.skim import skim_file
 from hhfm.skim.merge import merge
-from hhfm.skim.params import skim_params
+from hhfm.skim.params import stage_config
 
 
 def _sidecar(path: Path, sample: str, process: str, mass, n_generated: int, xsec: float = 10.0) -> Path:
@@ -33,8 +34,13 @@ def _sidecar(path: Path, sample: str, process: str, mass, n_generated: int, xsec
     return path
 
 
-def _skim_and_merge(tmp: Path, files: list[tuple[Path, Path | None]], **params) -> Path:
-    p = skim_params(params)
+def _cfg(runtime: dict | None = None, seed: int = 0, **skim) -> Section:
+    """The skim's validated config: `skim` keys as given (tracked), `runtime` keys apart, as the CLI takes them."""
+    return stage_config({"seed": seed, "skim": skim}, {"skim": runtime or {}})
+
+
+def _skim_and_merge(tmp: Path, files: list[tuple[Path, Path | None]], **skim) -> Path:
+    p = _cfg(**skim)
     outs = []
     for i, (root, side) in enumerate(files):
         out = tmp / "files" / f"f{i}.h5"
@@ -67,7 +73,7 @@ def _one_jet(pt=500.0, eta=-1.2, phi=3.0, mass=120.0, sdmass=110.0, **over) -> d
 def test_features_match_hand_computed_jet(tmp_path):
     root = rf.write_record_file(tmp_path / "one.root", _one_jet())
     out = tmp_path / "one.h5"
-    skim_file(str(root), None, out, skim_params({"max_particles": 4}))
+    skim_file(str(root), None, out, _cfg(max_particles=4))
     with h5py.File(out) as f:
         feat, vec, mask = f["jets/features"][0], f["jets/vectors"][0], f["jets/mask"][0]
         hlf = f["jets/hlf"][0]
@@ -106,10 +112,18 @@ def test_features_match_hand_computed_jet(tmp_path):
 def test_chunking_and_coffea_reader_do_not_change_output(tmp_path):
     root = rf.write_record_file(tmp_path / "a.root", rf.random_jets(40, seed=3))
     outs = {}
-    for tag, params in {"big": {}, "small": {"chunk_size": 7}, "coffea": {"chunk_size": 13, "reader": "coffea"}}.items():
-        skim_file(str(root), None, tmp_path / f"{tag}.h5", skim_params(params))
+    attrs = {}
+    for tag, runtime in {"big": {}, "small": {"chunk_size": 7},
+                         "coffea": {"chunk_size": 13, "reader": "coffea", "file_compression": "lzf"}}.items():
+        skim_file(str(root), None, tmp_path / f"{tag}.h5", _cfg(runtime))
         with h5py.File(tmp_path / f"{tag}.h5") as f:
             outs[tag] = {f"{g}/{k}": f[g][k][:] for g in ("jets", "keys") for k in f[g]}
+            attrs[tag] = dict(f.attrs)
+    # the recorded parameters hold only result-affecting keys: equal whatever the runtime keys
+    assert attrs["small"] == attrs["big"] == attrs["coffea"]
+    recorded = json.loads(attrs["big"]["skim_params"])
+    assert recorded["seed"] == 0 and recorded["max_particles"] == 100
+    assert not {"chunk_size", "reader", "file_compression"} & set(recorded)
     for tag in ("small", "coffea"):
         assert outs[tag].keys() == outs["big"].keys()
         for k in outs["big"]:
@@ -262,7 +276,7 @@ def test_window_modes(tmp_path):
 
 
 def test_missing_file_tree_and_branch_named(tmp_path):
-    p = skim_params({})
+    p = _cfg()
     with pytest.raises(InputError, match="nope.root.*does not exist"):
         skim_file(str(tmp_path / "nope.root"), None, tmp_path / "o.h5", p)
     import uproot
@@ -287,7 +301,7 @@ def test_corrupt_and_truncated_files_named(tmp_path):
     (tmp_path / "junk.root").write_bytes(b"this is not a ROOT file" * 100)
     for name in ("trunc.root", "junk.root"):
         with pytest.raises(InputError, match=name.replace(".", r"\.")):
-            skim_file(str(tmp_path / name), None, tmp_path / "o.h5", skim_params({}))
+            skim_file(str(tmp_path / name), None, tmp_path / "o.h5", _cfg())
         assert not list(tmp_path.glob("*.h5")) and not list(tmp_path.glob(".o.h5*"))
 
 
@@ -297,18 +311,18 @@ def test_nonfinite_values_counted_and_policies(tmp_path):
     j["pfcand"]["erel"][5] = np.zeros(len(j["pfcand"]["erel"][5]), dtype=np.float32)  # log(0) = -inf
     n = len(j["scalars"]["fj_pt"])
     root = rf.write_record_file(tmp_path / "nan.root", j)
-    cut = skim_file(str(root), None, tmp_path / "zero.h5", skim_params({}))
+    cut = skim_file(str(root), None, tmp_path / "zero.h5", _cfg())
     assert cut["nonfinite_values:pfcand_dxy"] == len(j["pfcand"]["dxy"][3])  # all particles, even beyond P
     assert cut["nonfinite_values:part_logerel"] > 0 and cut["jets_nonfinite"] == 2
     with h5py.File(tmp_path / "zero.h5") as f:
         assert f["jets/features"].shape[0] == n and np.isfinite(f["jets/features"][:]).all()
         assert np.isfinite(f["jets/vectors"][:]).all()
-    cut = skim_file(str(root), None, tmp_path / "drop.h5", skim_params({"nan_policy": "drop_jet"}))
+    cut = skim_file(str(root), None, tmp_path / "drop.h5", _cfg(nan_policy="drop_jet"))
     assert cut["jets_dropped_nonfinite"] == 2 and cut["jets_written"] == n - 2
     with h5py.File(tmp_path / "drop.h5") as f:
         assert f["jets/features"].shape[0] == n - 2 and 3 not in f["keys/entry"][:].tolist()
     with pytest.raises(InputError, match=r"nan\.root.*pfcand_dxy"):
-        skim_file(str(root), None, tmp_path / "err.h5", skim_params({"nan_policy": "error"}))
+        skim_file(str(root), None, tmp_path / "err.h5", _cfg(nan_policy="error"))
     assert not (tmp_path / "err.h5").exists()
 
 
@@ -321,14 +335,33 @@ def test_empty_selection_is_an_error_and_writes_nothing(tmp_path):
 
 
 def test_invalid_config_names_key():
+    """hhfm.config (config.schema.yaml) checks the skim's config; each error names the key."""
     with pytest.raises(ConfigError, match="skim.window_applies_to"):
-        skim_params({"window_applies_to": "jets"})
+        _cfg(window_applies_to="jets")
     with pytest.raises(ConfigError, match="skim.split_fractions"):
-        skim_params({"split_fractions": {"train": 0.5, "val": 0.1, "test": 0.1}})
+        _cfg(split_fractions={"train": 0.5, "val": 0.1, "test": 0.1})
     with pytest.raises(ConfigError, match="skim.min_jets"):
-        skim_params({"min_jets": 6})
+        _cfg(min_jets=6)
+    with pytest.raises(ConfigError, match="skim.pt_min"):
+        _cfg(pt_min=2500.0)
     with pytest.raises(ConfigError, match="skim.bogus"):
-        skim_params({"bogus": 1})
+        _cfg(bogus=1)
+    with pytest.raises(ConfigError, match="skim.chunk_size"):
+        _cfg({"chunk_size": 0})
+    with pytest.raises(ConfigError, match="skim.opendata.qcd_cross_section_pb"):
+        _cfg(opendata={"qcd_cross_section_pb": -1.0})
+    with pytest.raises(ConfigError, match="unexpected section.*heads"):
+        stage_config({"seed": 1, "heads": {}})
+
+
+def test_cli_reports_bad_config_in_one_line(tmp_path):
+    root = rf.write_record_file(tmp_path / "ok.root", rf.random_jets(2))
+    for opts, key in ((["--config", json.dumps({"seed": 1, "skim": {"nan_policy": "ignore"}})], "skim.nan_policy"),
+                      (["--runtime", json.dumps({"skim": {"reader": "root"}})], "skim.reader")):
+        res = subprocess.run([sys.executable, "-m", "hhfm.cli", "skim", *opts, "--input", str(root), "--output",
+                              str(tmp_path / "o.h5")], capture_output=True, text=True)
+        assert res.returncode == 1 and key in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "o.h5").exists()
 
 
 def test_cli_reports_bad_input_in_one_line(tmp_path):
@@ -374,12 +407,12 @@ def test_failed_runs_leave_previous_outputs_untouched(tmp_path):
     out.write_bytes(b"previous result")
     root = rf.write_record_file(tmp_path / "bad.root", rf.random_jets(3), drop=("pfcand_erel",))
     with pytest.raises(InputError, match=r"bad\.root.*pfcand_erel"):
-        skim_file(str(root), None, out, skim_params({}))
+        skim_file(str(root), None, out, _cfg())
     assert out.read_bytes() == b"previous result"
     (tmp_path / "junk.h5").write_bytes(b"not hdf5")
     ds = tmp_path / "dataset.h5"
     ds.write_bytes(b"previous dataset")
     with pytest.raises(InputError, match=r"junk\.h5"):
-        merge([str(tmp_path / "junk.h5")], str(ds), str(tmp_path / "c.csv"), str(tmp_path / "n.csv"), skim_params({}))
+        merge([str(tmp_path / "junk.h5")], str(ds), str(tmp_path / "c.csv"), str(tmp_path / "n.csv"), _cfg())
     assert ds.read_bytes() == b"previous dataset" and not (tmp_path / "c.csv").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.root", "dataset.h5", "junk.h5", "o.h5"]

@@ -183,6 +183,13 @@ def merge(base: Mapping, over: Mapping) -> dict:
     return out
 
 
+def _leaves(value: Any, prefix: str = "") -> list[str]:
+    """Dotted names of the non-mapping values in a nested mapping."""
+    if not isinstance(value, Mapping):
+        return [prefix]
+    return [leaf for k, v in value.items() for leaf in _leaves(v, f"{prefix}.{k}" if prefix else k)]
+
+
 def parse_json(text: str | None, what: str) -> dict:
     """A JSON object given on the command line (`--config`, `--runtime`)."""
     if not text:
@@ -216,6 +223,10 @@ def load(config_json: str | Mapping | None, runtime_json: str | Mapping | None =
         extra = _runtime_from_env(sections)
     else:
         extra = runtime_json if isinstance(runtime_json, Mapping) else parse_json(runtime_json, "--runtime")
+    misplaced = _leaves(tracked(extra))
+    if misplaced:
+        raise ConfigError(f"--runtime may hold only runtime-only (x-runtime) keys; these change results and belong "
+                          f"in --config: {misplaced}")
     merged = merge(cfg, extra)
     names = sections if sections is not None else sorted(set(merged) | {"seed"})
     return Section(check(merged, list(names), "stage configuration"))

@@ -52,21 +52,33 @@ def pretrain_tasks():
 
 def jet_score_args():
     """`TASK=PATH` of every pretrained backbone's test-jet scores (summarise, plots)."""
-    return " ".join(f"{t}={layout.task_path(layout.JET_SCORES, t)}" for t in pretrain_tasks())
+    return " ".join(
+        f"{t}={layout.task_path(layout.JET_SCORES, t)}" for t in pretrain_tasks()
+    )
 
 
 def head_runs(pattern=layout.HEAD_RUN):
     """`pattern` filled for every head run (model x fraction x seed of the `heads` section)."""
     h = config["heads"]
-    return [layout.head_run(m, f, s, pattern) for m in h["models"] for f in h["fractions"] for s in h["seeds"]]
+    return [
+        layout.head_run(m, f, s, pattern)
+        for m in h["models"]
+        for f in h["fractions"]
+        for s in h["seeds"]
+    ]
 
 
 def heads_config():
     """The `heads` section for `hhfm train-head`, without the keys that only select runs or inputs."""
     run_keys = ("models", "fractions", "seeds", "backbone_task")
     tracked = hhfm_config.tracked(config)["heads"]
-    return json.dumps({"seed": config["seed"], "heads": {k: v for k, v in tracked.items() if k not in run_keys}},
-                      sort_keys=True)
+    return json.dumps(
+        {
+            "seed": config["seed"],
+            "heads": {k: v for k, v in tracked.items() if k not in run_keys},
+        },
+        sort_keys=True,
+    )
 
 
 def simulated_samples():
@@ -77,8 +89,11 @@ def simulated_samples():
 
 
 def simulated_files():
-    return expand(layout.SIMULATION_ROOT, sample=simulated_samples(),
-                  index=range(config["simulate"]["files_per_sample"]))
+    return expand(
+        layout.SIMULATION_ROOT,
+        sample=simulated_samples(),
+        index=range(config["simulate"]["files_per_sample"]),
+    )
 
 
 def simulate_runtime(wildcards):
@@ -99,10 +114,14 @@ def skim_sources():
     for path in config["data"]["opendata_files"]:
         name = f"opendata/{os.path.basename(path).removesuffix('.root')}"
         if name in sources:
-            raise WorkflowError(f"config key 'data.opendata_files': two files named {name}: {sources[name]} and {path}")
+            raise WorkflowError(
+                f"config key 'data.opendata_files': two files named {name}: {sources[name]} and {path}"
+            )
         sources[name] = path
     if not sources:
-        raise WorkflowError("config key 'data.opendata_files': empty, but data.source is 'opendata'")
+        raise WorkflowError(
+            "config key 'data.opendata_files': empty, but data.source is 'opendata'"
+        )
     return sources
 
 
@@ -137,11 +156,17 @@ def train_head_inputs(wildcards):
 
 def train_head_threads(wildcards):
     """standard and frozen heads train a small MLP on cached inputs: one thread is fastest."""
-    return 1 if wildcards.model == "standard" or wildcards.model.endswith("-frozen") else 2
+    return (
+        1 if wildcards.model == "standard" or wildcards.model.endswith("-frozen") else 2
+    )
 
 
 def train_head_options(wildcards, input):
-    return " ".join(f"--{name} {input[name]}" for name in ("backbone", "embeddings") if name in input.keys())
+    return " ".join(
+        f"--{name} {input[name]}"
+        for name in ("backbone", "embeddings")
+        if name in input.keys()
+    )
 
 
 def plot_targets():

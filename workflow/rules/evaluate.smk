@@ -12,14 +12,14 @@ rule evaluate_run:
         "logs/evaluate_run/{model}/f{fraction}_s{seed}.log",
     benchmark:
         "logs/benchmark/evaluate_run/{model}/f{fraction}_s{seed}.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
     params:
         config=stage_config("evaluate"),
-    conda:
-        ENV
     shell:
         "python -m hhfm.cli evaluate --config '{params.config}' --scores {input.scores} --run {input.run} "
         "--output {output} > {log} 2>&1"
@@ -28,13 +28,17 @@ rule evaluate_run:
 rule summarise:
     input:
         runs=head_runs(layout.EVALUATE_TABLE),
-        jet_scores=[layout.task_path(layout.JET_SCORES, task) for task in pretrain_tasks()],
+        jet_scores=[
+            layout.task_path(layout.JET_SCORES, task) for task in pretrain_tasks()
+        ],
     output:
         list(layout.SUMMARY_TABLES.values()),
     log:
         "logs/summarise/summarise.log",
     benchmark:
         "logs/benchmark/summarise/summarise.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=4000,
@@ -43,8 +47,6 @@ rule summarise:
         config=stage_config("evaluate"),
         jet_scores=jet_score_args(),
         outdir=lambda wildcards, output: os.path.dirname(output[0]),
-    conda:
-        ENV
     shell:
         "python -m hhfm.cli summarise --config '{params.config}' --inputs {input.runs} "
         "--jet-scores {params.jet_scores} --outdir {params.outdir} > {log} 2>&1"

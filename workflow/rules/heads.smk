@@ -13,13 +13,13 @@ rule embed:
         "logs/embed/{task}.log",
     benchmark:
         "logs/benchmark/embed/{task}.tsv"
+    conda:
+        ENV
     threads: 2
     resources:
         gpu=1,
         mem_mb=8000,
         runtime=240,
-    conda:
-        ENV
     shell:
         "python -m hhfm.cli embed --dataset {input.dataset} --backbone {input.backbone}"
         " --output {output} --threads {threads} > {log} 2>&1"
@@ -36,6 +36,8 @@ rule train_head:
         "logs/train_head/{model}/f{fraction}_s{seed}.log",
     benchmark:
         "logs/benchmark/train_head/{model}/f{fraction}_s{seed}.tsv"
+    conda:
+        ENV
     threads: train_head_threads
     resources:
         gpu=1,
@@ -45,8 +47,6 @@ rule train_head:
         config=heads_config(),
         outdir=lambda wildcards: layout.head_run(**wildcards),
         options=train_head_options,
-    conda:
-        ENV
     shell:
         "python -m hhfm.cli train-head --config '{params.config}' --model {wildcards.model}"
         " --fraction {wildcards.fraction} --seed {wildcards.seed} --dataset {input.dataset}"

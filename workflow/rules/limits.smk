@@ -13,14 +13,14 @@ rule limits_run:
         "logs/limits_run/{model}/f{fraction}_s{seed}.log",
     benchmark:
         "logs/benchmark/limits_run/{model}/f{fraction}_s{seed}.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
     params:
         config=stage_config("limits"),
-    conda:
-        ENV
     shell:
         "python -m hhfm.cli limits --config '{params.config}' --scores {input.scores} --run {input.run} "
         "--outdir {output.workspaces} --table {output.table} > {log} 2>&1"
@@ -35,11 +35,11 @@ rule limits:
         "logs/limits/merge.log",
     benchmark:
         "logs/benchmark/limits/merge.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        ENV
     shell:
         "python -m hhfm.cli merge-limits --inputs {input} --output {output} > {log} 2>&1"

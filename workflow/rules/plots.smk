@@ -7,7 +7,9 @@ rule plots:
         summary=list(layout.SUMMARY_TABLES.values()),
         limits=layout.LIMITS_SUMMARY,
         files=[path for pattern in layout.HEAD_FILES for path in head_runs(pattern)],
-        jet_scores=[layout.task_path(layout.JET_SCORES, task) for task in pretrain_tasks()],
+        jet_scores=[
+            layout.task_path(layout.JET_SCORES, task) for task in pretrain_tasks()
+        ],
     output:
         [
             report(
@@ -22,6 +24,8 @@ rule plots:
         "logs/plots/plots.log",
     benchmark:
         "logs/benchmark/plots/plots.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=4000,
@@ -32,8 +36,6 @@ rule plots:
         jet_scores=jet_score_args(),
         summary=lambda wildcards, input: os.path.dirname(input.summary[0]),
         outdir=lambda wildcards, output: os.path.dirname(output[0]),
-    conda:
-        ENV
     shell:
         "python -m hhfm.cli plots --config '{params.config}' --summary {params.summary} --runs {params.runs} "
         "--jet-scores {params.jet_scores} --outdir {params.outdir} > {log} 2>&1"

@@ -15,16 +15,18 @@ rule pretrain_backbone:
         "logs/pretrain/{task}.log",
     benchmark:
         "logs/benchmark/pretrain/{task}.tsv"
+    conda:
+        ENV
     threads: 2
     resources:
         gpu=1,
         mem_mb=8000,
         runtime=720,
     params:
-        config=lambda wildcards: stage_config("pretrain", "model", pretrain={"task": wildcards.task}),
+        config=lambda wildcards: stage_config(
+            "pretrain", "model", pretrain={"task": wildcards.task}
+        ),
         outdir=lambda wildcards: layout.task_path(layout.PRETRAIN_DIR, wildcards.task),
-    conda:
-        ENV
     shell:
         "python -m hhfm.cli pretrain --config '{params.config}' --dataset {input.dataset} "
         "--outdir {params.outdir} --threads {threads} > {log} 2>&1"

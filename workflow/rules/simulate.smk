@@ -14,14 +14,14 @@ rule simulate:
     wildcard_constraints:
         sample=r"GravitonHH_M\d+|QCD_Pt_\d+to(\d+|Inf)",
         index=r"\d+",
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=simulate_runtime,
     params:
         config=stage_config("simulate"),
-    conda:
-        ENV
     shell:
         "python -m hhfm.cli simulate --config '{params.config}' --sample {wildcards.sample} "
         "--index {wildcards.index} --output {output.root} > {log} 2>&1"

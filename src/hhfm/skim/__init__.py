@@ -17,12 +17,13 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
+from hhfm.config import Section
 from hhfm.errors import InputError
-from hhfm.io import atomic_path, parse_params, setup_logging, write_json
+from hhfm.io import atomic_path, setup_logging, write_json
 from hhfm.skim import cutflow as cf
 from hhfm.skim.h5append import append
 from hhfm.skim.jets import FLOAT_SCALARS, jet_columns, particle_arrays
-from hhfm.skim.params import h5_compression, skim_params
+from hhfm.skim.params import add_config_arguments, h5_compression, recorded_params, stage_config
 from hhfm.skim.reader import BRANCHES, iterate_chunks, num_entries
 from hhfm.skim.sidecar import file_samples, jet_sample_and_weight, read_sidecar
 
@@ -33,7 +34,7 @@ KEY_COLUMNS = ["sample_isQCD", "event_no", "rho", "npv", "ntrueInt", "jet_no", "
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", default="{}", help="config section `skim` as JSON (plus `seed`)")
+    add_config_arguments(parser)
     parser.add_argument("--input", required=True, help="record-format ROOT file: local path or root:// URL")
     parser.add_argument("--sidecar", default=None, help="simulation sidecar JSON (absent for open data)")
     parser.add_argument("--output", required=True, help="per-file skim, results/skim/files/{name}.h5")
@@ -42,47 +43,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     setup_logging()
-    params = skim_params(parse_params(args.params))
+    cfg = stage_config(args.config, args.runtime)
     out = Path(args.output)
     cutflow_path = Path(args.cutflow) if args.cutflow else out.with_name(out.name.removesuffix(".h5") + ".cutflow.json")
-    cutflow = skim_file(args.input, args.sidecar, out, params)
+    cutflow = skim_file(args.input, args.sidecar, out, cfg)
     write_json(cutflow_path, {"source": args.input, "cutflow": cutflow})
 
 
-def skim_file(source: str, sidecar: str | None, output: Path, params: dict) -> dict:
-    """Skim one file into `output` (written atomically); return its cutflow."""
+def skim_file(source: str, sidecar: str | None, output: str | Path, cfg: Section) -> dict:
+    """Skim one file into `output` (written atomically); return its cutflow.
+
+    `cfg` is the validated config (hhfm.config Section) with sections `seed` and `skim`.
+    """
+    skim = cfg.skim
     side = read_sidecar(sidecar) if sidecar else None
     n_total = num_entries(source)
     if n_total == 0:
         raise InputError(f"{source}: tree 'deepntuplizer/tree' has no entries")
     cutflow: dict = {}
-    comp = h5_compression(params, "file_compression")
+    comp = h5_compression(skim, "file_compression")
     with atomic_path(output) as tmp, h5py.File(tmp, "w") as h5:
         jets_g, keys_g = h5.create_group("jets"), h5.create_group("keys")
         bar = tqdm(total=n_total, unit="jet", desc=Path(source).name, disable=None)
-        for start, chunk in iterate_chunks(source, params["chunk_size"], params["reader"]):
-            jets, keys = _skim_chunk(chunk, start, side, source, params, cutflow)
+        for start, chunk in iterate_chunks(source, skim.chunk_size, skim.reader):
+            jets, keys = _skim_chunk(chunk, start, side, source, skim, cutflow)
             append(jets_g, jets, comp)
             append(keys_g, keys, comp)
             bar.update(len(chunk))
         bar.close()
         if "features" not in jets_g:  # every jet dropped: a documented empty table, the merge decides
-            _empty(jets_g, keys_g, params)
+            _empty(jets_g, keys_g, skim)
         h5.attrs["source"] = str(source)
-        h5.attrs["samples"] = json.dumps(file_samples(side, params))
+        h5.attrs["samples"] = json.dumps(file_samples(side, skim))
         h5.attrs["cutflow"] = json.dumps(cutflow)
-        h5.attrs["skim_params"] = json.dumps(params, sort_keys=True)
+        h5.attrs["skim_params"] = json.dumps(recorded_params(cfg), sort_keys=True)
     log.info("%s: %d entries -> %d jets written to %s", source, n_total, cutflow.get("jets_written", 0), output)
     return cutflow
 
 
-def _skim_chunk(chunk, start: int, side: dict | None, source: str, params: dict, cutflow: dict):
+def _skim_chunk(chunk, start: int, side: dict | None, source: str, skim: Section, cutflow: dict):
     """Per-jet output arrays of one chunk after the NaN policy; updates `cutflow`."""
     n = len(chunk)
     cf.add(cutflow, "entries_read", n)
-    features, vectors, mask, bad, nonfinite = particle_arrays(chunk, params["max_particles"])
-    col = jet_columns(chunk, params)
-    cf.add(cutflow, "jets_particles_truncated", int((_counts(chunk) > params["max_particles"]).sum()))
+    features, vectors, mask, bad, nonfinite = particle_arrays(chunk, skim.max_particles)
+    col = jet_columns(chunk, skim)
+    cf.add(cutflow, "jets_particles_truncated", int((_counts(chunk) > skim.max_particles).sum()))
     # --- NaN / inf: counted per input branch and per derived feature, then the policy --------------
     for b in BRANCHES:
         if not b.startswith("pfcand_") and np.asarray(chunk[b]).dtype.kind == "f":
@@ -95,24 +100,16 @@ def _skim_chunk(chunk, start: int, side: dict | None, source: str, params: dict,
         bad |= ~np.isfinite(col[name])
     cf.add(cutflow, "jets_nonfinite", int(bad.sum()))
     if bad.any():
-        if params["nan_policy"] == "error":
+        if skim.nan_policy == "error":
             names = sorted({k.split(":", 1)[1] for k, v in cutflow.items() if k.startswith("nonfinite_values:") and v})
             raise InputError(f"{source}: non-finite values in {', '.join(names)} ({int(bad.sum())} jets in entries "
                              f"{start}-{start + n}); skim.nan_policy is 'error'")
         for name in FLOAT_SCALARS + ["hlf", "key_rho", "key_npv", "key_ntrueInt"]:  # particles: zeroed already
             col[name] = np.nan_to_num(col[name], nan=0.0, posinf=0.0, neginf=0.0)
-    keep = ~bad if params["nan_policy"] == "drop_jet" else np.ones(n, dtype=bool)
+    keep = ~bad if skim.nan_policy == "drop_jet" else np.ones(n, dtype=bool)
     cf.add(cutflow, "jets_dropped_nonfinite", int((~keep).sum()))
     sample, gen_weight = jet_sample_and_weight(side, col["key_sample_isQCD"], col["key_event_no"], source)
-    # --- labels and window (counted over kept jets) ------------------------------------------------
-    lx = col["label_xbb"][keep]
-    cf.add(cutflow, "jets_label_hbb", int((lx == 1).sum()))
-    cf.add(cutflow, "jets_label_qcd", int((lx == 0).sum()))
-    cf.add(cutflow, "jets_unlabelled", int((lx < 0).sum()))
-    cf.add(cutflow, "jets_both_labels_dropped", int(col["both_labels"][keep].sum()))
-    cf.add(cutflow, "jets_in_window", int(col["in_window"][keep].sum()))
-    cf.add(cutflow, "jets_labelled_in_window", int((col["in_window"][keep] & (lx >= 0)).sum()))
-    cf.add(cutflow, "jets_written", int(keep.sum()))
+    _count_kept(cutflow, col, keep)
     jets = {"features": features, "vectors": vectors, "mask": mask, "hlf": col["hlf"].astype(np.float32)}
     jets.update({k: col[k] for k in FLOAT_SCALARS + ["fj_nbHadrons", "fj_ncHadrons", "label_xbb", "label_class",
                                                     "in_window"]})
@@ -123,17 +120,29 @@ def _skim_chunk(chunk, start: int, side: dict | None, source: str, params: dict,
     return {k: v[keep] for k, v in jets.items()}, {k: np.asarray(v)[keep] for k, v in keys.items()}
 
 
+def _count_kept(cutflow: dict, col: dict, keep: np.ndarray) -> None:
+    """Cutflow counters of labels and window, over the jets kept by the NaN policy."""
+    lx = col["label_xbb"][keep]
+    cf.add(cutflow, "jets_label_hbb", int((lx == 1).sum()))
+    cf.add(cutflow, "jets_label_qcd", int((lx == 0).sum()))
+    cf.add(cutflow, "jets_unlabelled", int((lx < 0).sum()))
+    cf.add(cutflow, "jets_both_labels_dropped", int(col["both_labels"][keep].sum()))
+    cf.add(cutflow, "jets_in_window", int(col["in_window"][keep].sum()))
+    cf.add(cutflow, "jets_labelled_in_window", int((col["in_window"][keep] & (lx >= 0)).sum()))
+    cf.add(cutflow, "jets_written", int(keep.sum()))
+
+
 def _counts(chunk) -> np.ndarray:
     import awkward as ak
 
     return ak.to_numpy(ak.num(chunk["pfcand_ptrel"], axis=1))
 
 
-def _empty(jets_g: h5py.Group, keys_g: h5py.Group, params: dict) -> None:
+def _empty(jets_g: h5py.Group, keys_g: h5py.Group, skim: Section) -> None:
     """Zero-row datasets with the right shapes and dtypes."""
     from hhfm.features import N_PARTICLE_FEATURES
 
-    P = params["max_particles"]
+    P = skim.max_particles
     shapes = {"features": ((0, P, N_PARTICLE_FEATURES), "f4"), "vectors": ((0, P, 4), "f4"), "mask": ((0, P), "?"),
               "hlf": ((0, 5), "f4"), "fj_nbHadrons": ((0,), "i4"), "fj_ncHadrons": ((0,), "i4"),
               "label_xbb": ((0,), "i1"), "label_class": ((0,), "i1"), "in_window": ((0,), "?")}

@@ -7,6 +7,8 @@ deta = eta - eta_jet (the record's etarel is sign(eta_jet) * deta); impact param
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import awkward as ak
 import numpy as np
 
@@ -54,21 +56,38 @@ def particle_arrays(chunk: ak.Array, max_particles: int) -> tuple[np.ndarray, np
     reported: `bad` flags jets with one among their stored particles; counts are per input branch and
     per derived feature, over all particles.
     """
-    offsets, ptrel = _flat(chunk["pfcand_ptrel"])
+    offsets, _ = _flat(chunk["pfcand_ptrel"])
     pf = {b: _flat(chunk[b])[1].astype(np.float32, copy=False) for b in chunk.fields if b.startswith("pfcand_")}
     nonfinite = {b: int(v.size - np.count_nonzero(np.isfinite(v))) for b, v in pf.items()}
-    jet = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    raw, vec = _raw_particle_columns(chunk, offsets, pf)
+    row_bad = _zero_nonfinite(raw, vec, nonfinite)
+    _standardise(raw)
+    index, mask = particle_gather(offsets, pf["pfcand_ptrel"], max_particles)
+    features = np.take(np.ascontiguousarray(raw.T), index, axis=0)
+    vectors = np.take(np.ascontiguousarray(vec.T), index, axis=0)
+    return features, vectors, mask, row_bad[index].any(axis=1), nonfinite
+
+
+def _jet_kinematics(chunk: ak.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(pt, eta, phi, energy) per jet as float32; E from (fj_pt, fj_eta, fj_mass) in float64."""
     jet_pt = ak.to_numpy(chunk["fj_pt"]).astype(np.float32)
     jet_eta = ak.to_numpy(chunk["fj_eta"]).astype(np.float32)
     jet_phi = ak.to_numpy(chunk["fj_phi"]).astype(np.float32)
     jet_m = ak.to_numpy(chunk["fj_mass"]).astype(np.float64)
     jet_e = np.sqrt((jet_pt * np.cosh(jet_eta.astype(np.float64))) ** 2 + jet_m**2).astype(np.float32)
+    return jet_pt, jet_eta, jet_phi, jet_e
+
+
+def _raw_particle_columns(chunk: ak.Array, offsets: np.ndarray, pf: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Raw features (17, M+1) and four-vectors (4, M+1) per flat particle, feature-major; last column: padding."""
+    jet = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    jet_pt, jet_eta, jet_phi, jet_e = _jet_kinematics(chunk)
     m = len(jet)
     ptrel, erel = pf["pfcand_ptrel"], pf["pfcand_erel"]
     pt, e = ptrel * jet_pt[jet], erel * jet_e[jet]
     deta = np.where(jet_eta >= 0, np.float32(1), np.float32(-1))[jet] * pf["pfcand_etarel"]
     dphi = pf["pfcand_phirel"]
-    raw = np.zeros((len(PARTICLE_FEATURE_NAMES), m + 1), dtype=np.float32)  # feature-major; last column: padding
+    raw = np.zeros((len(PARTICLE_FEATURE_NAMES), m + 1), dtype=np.float32)
     col = {name: raw[i, :m] for i, name in enumerate(PARTICLE_FEATURE_NAMES)}
     s = np.float32(IMPACT_PARAMETER_SCALE)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -87,6 +106,11 @@ def particle_arrays(chunk: ak.Array, max_particles: int) -> tuple[np.ndarray, np
         eta, phi = jet_eta[jet] + deta, jet_phi[jet] + dphi
         vec = np.zeros((4, m + 1), dtype=np.float32)
         vec[0, :m], vec[1, :m], vec[2, :m], vec[3, :m] = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), e
+    return raw, vec
+
+
+def _zero_nonfinite(raw: np.ndarray, vec: np.ndarray, nonfinite: dict) -> np.ndarray:
+    """Count non-finite raw features into `nonfinite`, set them (and bad vector entries) to 0; bad particle rows."""
     finite = np.isfinite(raw)
     for name, count in zip(PARTICLE_FEATURE_NAMES, raw.shape[1] - finite.sum(axis=1)):
         nonfinite[name] = int(count)
@@ -95,6 +119,12 @@ def particle_arrays(chunk: ak.Array, max_particles: int) -> tuple[np.ndarray, np
     if row_bad.any():
         raw[~finite] = 0.0
         vec[~vec_finite] = 0.0
+    return row_bad
+
+
+def _standardise(raw: np.ndarray) -> None:
+    """Apply the ParT shift, scale and clip per feature in place (the padding column stays 0)."""
+    m = raw.shape[1] - 1
     shift, scale, lo, hi = particle_transform()
     for i in range(len(raw)):
         if shift[i] != 0 or scale[i] != 1 or np.isfinite(lo[i]) or np.isfinite(hi[i]):
@@ -102,13 +132,9 @@ def particle_arrays(chunk: ak.Array, max_particles: int) -> tuple[np.ndarray, np
             x -= shift[i]
             x *= scale[i]
             np.clip(x, lo[i], hi[i], out=x)
-    index, mask = particle_gather(offsets, ptrel, max_particles)
-    features = np.take(np.ascontiguousarray(raw.T), index, axis=0)
-    vectors = np.take(np.ascontiguousarray(vec.T), index, axis=0)
-    return features, vectors, mask, row_bad[index].any(axis=1), nonfinite
 
 
-def jet_columns(chunk: ak.Array, p: dict) -> dict[str, np.ndarray]:
+def jet_columns(chunk: ak.Array, p: Mapping) -> dict[str, np.ndarray]:
     """Per-jet scalars, HLF, labels, window flag and event-key columns of one chunk."""
     col = {b: ak.to_numpy(chunk[b]) for b in chunk.fields if not b.startswith("pfcand_")}
     out: dict[str, np.ndarray] = {name: col[name].astype(np.float32) for name in FLOAT_SCALARS}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -33,14 +34,14 @@ def read_sidecar(path: str | Path) -> dict:
     return side
 
 
-def file_samples(side: dict | None, params: dict) -> list[dict]:
+def file_samples(side: dict | None, skim: Mapping) -> list[dict]:
     """Sample dicts (name, process, mass, n_generated, sum_weights, cross_section_pb) of one file."""
     if side is not None:
         xsec = 1.0 if side["process"] == "signal" else float(side["cross_section_pb"])
         return [{"name": side["sample"], "process": side["process"], "mass": side["mass"],
                  "n_generated": int(side["n_generated"]), "sum_weights": float(side["sum_weights"]),
                  "cross_section_pb": xsec, "generator_cross_section_pb": float(side["cross_section_pb"])}]
-    od = params["opendata"]
+    od = skim["opendata"]
     # n_generated / sum_weights of open-data samples are unknown: the merge counts distinct events instead
     return [{"name": OPENDATA_SAMPLES[0], "process": "signal", "mass": None, "n_generated": None,
              "sum_weights": None, "cross_section_pb": float(od["signal_cross_section_pb"])},
