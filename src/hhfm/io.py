@@ -1,4 +1,4 @@
-"""Small I/O helpers shared by all stages: atomic writes, stage parameters, logging."""
+"""Small I/O helpers shared by all stages: atomic writes, JSON, logging."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from hhfm.errors import ConfigError
 
 
 @contextlib.contextmanager
@@ -49,19 +48,6 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     raise TypeError(f"not JSON serialisable: {type(obj)}")
-
-
-def parse_params(text: str | None) -> dict:
-    """Parse a stage's `--params` JSON (the stage's section of config.yaml, passed by the rule)."""
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"--params is not valid JSON: {err}") from err
-    if not isinstance(value, dict):
-        raise ConfigError("--params must be a JSON object")
-    return value
 
 
 def setup_logging(log_file: str | None = None, level: int = logging.INFO) -> logging.Logger:

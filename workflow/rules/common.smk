@@ -28,13 +28,18 @@ def validated_config():
         raise WorkflowError(str(err)) from None
 
 
-def stage_config(*sections, **replace):
-    """Tracked (result-affecting) keys of `sections` + the global seed, as JSON for `hhfm <stage> --config`.
+#: sections whose stages draw random numbers from the global seed
+SEEDED = {"simulate", "skim", "pretrain", "heads"}
 
-    Changing one of these reruns the stage (Snakemake's params trigger); `replace` overrides keys.
-    """
+
+def stage_config(*sections, **replace):
+    """Tracked (result-affecting) keys of `sections` (+ the global seed where it is used), as JSON for
+    `hhfm <stage> --config`. Changing one reruns the stage (Snakemake's params trigger); `replace`
+    overrides keys."""
     tracked = hhfm_config.tracked(config)
-    cfg = {"seed": config["seed"], **{s: tracked[s] for s in sections}}
+    cfg = {s: tracked[s] for s in sections}
+    if SEEDED & set(sections):
+        cfg["seed"] = config["seed"]
     for section, values in replace.items():
         cfg[section] = {**cfg[section], **values}
     return json.dumps(cfg, sort_keys=True)

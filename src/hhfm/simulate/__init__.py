@@ -33,7 +33,7 @@ SECTIONS = ["seed", "simulate"]  # the config sections this stage reads
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="{}", help='tracked config as JSON: {"seed": N, "simulate": {...}}')
-    parser.add_argument("--runtime", default="{}", help="runtime-only (x-runtime) config keys as JSON")
+    parser.add_argument("--runtime", default=None, help="runtime-only (x-runtime) config keys as JSON (default: $HHFM_RUNTIME)")
     parser.add_argument("--sample", required=True, help="GravitonHH_M<mass> or QCD_Pt_<lo>to<hi> (hi may be Inf)")
     parser.add_argument("--index", type=int, required=True, help="file index within the sample (>= 0)")
     parser.add_argument("--output", required=True, help="output ROOT file; the sidecar is written next to it (.json)")
