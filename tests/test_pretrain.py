@@ -21,7 +21,7 @@ from fixtures_pretrain import TINY_PRETRAIN_PARAMS, TINY_SEED, pretrain_config, 
 from hhfm.dataset import jet_rows
 from hhfm.errors import ConfigError, InputError
 from hhfm.features import JET_CLASSES, SPLITS
-from hhfm.layout import CHECKPOINT, HISTORY_COLUMNS, JET_SCORE_COLUMNS
+from hhfm.layout import HISTORY_COLUMNS, JET_SCORE_COLUMNS
 from hhfm.models import TASK_OUTPUTS, load_tagger
 from hhfm.pretrain import train
 

@@ -48,3 +48,15 @@ def full_data(runs: list[dict]) -> dict[str, list[dict]]:
 
 def first_full(runs: list[dict]) -> dict[str, dict]:
     return {model: sorted(items, key=lambda r: r["run"]["seed"])[0] for model, items in full_data(runs).items()}
+
+
+def per_model_panels(chosen: dict[str, dict], draw, missing: str) -> plt.Figure:
+    """One panel per model (3 a row): `draw(ax, model, run)` fills each; a note when `chosen` is empty."""
+    fig, axes = grid(len(chosen), 3, 6, 5)
+    if not chosen:
+        return empty(fig, axes[0, 0], missing)
+    for ax, (model, run) in zip(axes.flat, chosen.items()):
+        draw(ax, model, run)
+    hide_unused(axes, len(chosen))
+    axes[0, 0].legend(fontsize="xx-small")
+    return fig

@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hhfm.layout import signal_masses  # noqa: E402
-from hhfm.plots.common import empty, first_full, grid, hide_unused, model_colors  # noqa: E402
+from hhfm.plots.common import empty, first_full, grid, hide_unused, model_colors, per_model_panels  # noqa: E402
 
 
 def limits_vs_mass(limits: pd.DataFrame) -> plt.Figure:
@@ -77,13 +77,10 @@ def training_curves(runs: list[dict]) -> plt.Figure:
 
 def score_distributions(runs: list[dict]) -> plt.Figure:
     """Per model (largest fraction, lowest seed): normalised score histograms of background and each signal mass."""
-    chosen = first_full(runs)
-    fig, axes = grid(len(chosen), 3, 6, 5)
-    if not chosen:
-        return empty(fig, axes[0, 0], "no head runs with scores")
     bins = np.linspace(0, 1, 26)
-    for ax, (model, r) in zip(axes.flat, chosen.items()):
-        s = r["scores"]
+
+    def draw(ax: plt.Axes, model: str, run: dict) -> None:
+        s = run["scores"]
         bkg = s[s["label"] == 0]
         ax.hist(bkg["score"], bins, weights=bkg["weight"], density=True, histtype="stepfilled", alpha=0.4,
                 color="grey", label="background")
@@ -93,20 +90,17 @@ def score_distributions(runs: list[dict]) -> plt.Figure:
         ax.set_yscale("log")
         ax.set_title(model, fontsize="small")
         ax.set_xlabel("event score")
-    hide_unused(axes, len(chosen))
-    axes[0, 0].legend(fontsize="xx-small")
-    return fig
+
+    return per_model_panels(first_full(runs), draw, "no head runs with scores")
 
 
 def sculpting(runs: list[dict], signal_efficiency: float) -> plt.Figure:
     """Per model: background leading-jet soft-drop mass before and after a score cut keeping `signal_efficiency`."""
     chosen = {m: r for m, r in first_full(runs).items() if "sdmass_j1" in r["scores"].columns}
-    fig, axes = grid(len(chosen), 3, 6, 5)
-    if not chosen:
-        return empty(fig, axes[0, 0], "no scores with sdmass_j1")
     bins = np.linspace(0, 300, 31)
-    for ax, (model, r) in zip(axes.flat, chosen.items()):
-        s = r["scores"]
+
+    def draw(ax: plt.Axes, model: str, run: dict) -> None:
+        s = run["scores"]
         cut = np.quantile(s.loc[s["label"] == 1, "score"], 1 - signal_efficiency)
         bkg = s[s["label"] == 0]
         passed = bkg[bkg["score"] >= cut]
@@ -115,6 +109,5 @@ def sculpting(runs: list[dict], signal_efficiency: float) -> plt.Figure:
                 ax.hist(d["sdmass_j1"], bins, weights=d["weight"], density=True, histtype="step", lw=2, label=lab)
         ax.set_title(f"{model}: {len(passed)}/{len(bkg)} bkg pass", fontsize="small")
         ax.set_xlabel("leading-jet soft-drop mass [GeV]")
-    hide_unused(axes, len(chosen))
-    axes[0, 0].legend(fontsize="xx-small")
-    return fig
+
+    return per_model_panels(chosen, draw, "no scores with sdmass_j1")
