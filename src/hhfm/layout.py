@@ -32,9 +32,10 @@ EMBEDDINGS = "results/embed/{task}/embeddings.h5"
 
 HEAD_RUN = "results/heads/{model}/f{fraction}_s{seed}"
 HEAD_SCORES = HEAD_RUN + "/scores.parquet"
+HEAD_VAL_SCORES = HEAD_RUN + "/val_scores.parquet"
 HEAD_HISTORY = HEAD_RUN + "/metrics.csv"
 HEAD_RUN_JSON = HEAD_RUN + "/run.json"
-HEAD_FILES = (HEAD_SCORES, HEAD_HISTORY, HEAD_RUN_JSON)
+HEAD_FILES = (HEAD_SCORES, HEAD_VAL_SCORES, HEAD_HISTORY, HEAD_RUN_JSON)
 #: resumable training state inside a training output directory (not a declared output)
 CHECKPOINT = "checkpoint.pt"
 
@@ -65,10 +66,12 @@ def task_path(pattern: str, task: str) -> str:
 
 
 # ---------------------------------------------------------------------- files exchanged
-#: scores.parquet of a head run: one row per test event
-SCORE_COLUMNS = ["event", "score", "label", "mass", "weight", "sdmass_j1", "sdmass_j2"]
-#: columns the evaluation and limits need from scores.parquet
-SCORE_REQUIRED = ["event", "score", "label", "mass", "weight"]
+#: scores.parquet (test events) and val_scores.parquet (the run's validation events) of a head run:
+#: `logit` is the head's output (float64: ranks never tie through float32 sigmoid saturation, so
+#: ROC curves, metrics and limit binning use it); `score` = sigmoid(logit) in [0, 1] for display
+SCORE_COLUMNS = ["event", "logit", "score", "label", "mass", "weight", "sdmass_j1", "sdmass_j2"]
+#: columns the evaluation and limits need from a score table
+SCORE_REQUIRED = ["event", "logit", "score", "label", "mass", "weight"]
 #: jet_scores.parquet of a pretraining run: one row per labelled test jet
 JET_SCORE_COLUMNS = ["jet", "score", "label_xbb", "label_class", "fj_doubleb", "fj_pt", "fj_sdmass"]
 #: metrics.csv of any training run (pretraining or head): one row per epoch

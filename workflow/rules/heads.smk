@@ -30,6 +30,7 @@ rule train_head:
         unpack(train_head_inputs),
     output:
         scores=layout.HEAD_SCORES,
+        val_scores=layout.HEAD_VAL_SCORES,
         metrics=layout.HEAD_HISTORY,
         run=layout.HEAD_RUN_JSON,
     log:

@@ -5,6 +5,7 @@
 rule limits_run:
     input:
         scores=layout.HEAD_SCORES,
+        val_scores=layout.HEAD_VAL_SCORES,
         run=layout.HEAD_RUN_JSON,
     output:
         table=layout.LIMITS_TABLE,

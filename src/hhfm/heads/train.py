@@ -1,8 +1,9 @@
 """`hhfm train-head`: train one event head (model x fraction x seed) on the shared training engine.
 
-Outputs in `--outdir` (hhfm.layout: HEAD_SCORES, HEAD_HISTORY, HEAD_RUN_JSON): `scores.parquet`
-(test events), `metrics.csv` (per epoch), `run.json` (run summary, wall time, device), and the
-resumable `checkpoint.pt`.
+Outputs in `--outdir` (hhfm.layout: HEAD_SCORES, HEAD_VAL_SCORES, HEAD_HISTORY, HEAD_RUN_JSON):
+`scores.parquet` (test events), `val_scores.parquet` (the run's validation events, for choices that
+must not see the test events, e.g. limit binning), `metrics.csv` (per epoch), `run.json` (run
+summary, wall time, device), and the resumable `checkpoint.pt`.
 """
 
 from __future__ import annotations
@@ -95,6 +96,16 @@ def run(args: argparse.Namespace) -> None:
                   time.perf_counter() - t_start)
 
 
+def score_table(task: HeadTask, split: str) -> pd.DataFrame:
+    """The events of a split with the best model's logit (float64, no saturation) and sigmoid score."""
+    events = task.data.splits[split]
+    logit = task.predict(split).astype(np.float64)
+    return pd.DataFrame({"event": events.rows.astype(np.int64), "logit": logit,
+                         "score": (1.0 / (1.0 + np.exp(-logit))).astype(np.float32),
+                         "label": events.label.astype(np.int8), "mass": events.mass, "weight": events.weight,
+                         "sdmass_j1": events.sdmass[:, 0], "sdmass_j2": events.sdmass[:, 1]})[layout.SCORE_COLUMNS]
+
+
 def _backbone_task(args: argparse.Namespace, tagger: torch.nn.Module | None) -> str | None:
     """Pretraining task of the backbone this run used (from the model, or the checkpoint for cached inputs)."""
     if tagger is not None:
@@ -110,11 +121,10 @@ def write_outputs(task: HeadTask, args: argparse.Namespace, representation: str,
                   elapsed_before: float, session_s: float) -> None:
     """Test scores (scores.parquet), run.json; the model holds the best weights."""
     outdir, test = Path(args.outdir), task.data.splits["test"]
-    score = 1.0 / (1.0 + np.exp(-task.predict("test").astype(np.float64)))
-    scores = pd.DataFrame({"event": test.rows.astype(np.int64), "score": score.astype(np.float32),
-                           "label": test.label.astype(np.int8), "mass": test.mass, "weight": test.weight,
-                           "sdmass_j1": test.sdmass[:, 0], "sdmass_j2": test.sdmass[:, 1]})[layout.SCORE_COLUMNS]
-    layout.write_table(scores, outdir / "scores.parquet")
+    frames = {split: score_table(task, split) for split in ("test", "val")}
+    layout.write_table(frames["test"], outdir / "scores.parquet")
+    layout.write_table(frames["val"], outdir / "val_scores.parquet")
+    score = frames["test"]["score"].to_numpy()
     tagger = task.model.tagger
     layout.write_run(outdir / "run.json", {
         "model": args.model, "representation": "fj_doubleb" if representation == STANDARD else representation,
