@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from hhfm.evaluate import evaluate_scores
-from hhfm.metrics import auc, binary_metrics, rejection_at, roc_curve
+from hhfm.metrics import auc, binary_metrics, metrics_with_intervals, rejection_at, roc_curve
 from hhfm.evaluate.summarise import aggregate, data_efficiency, events_to_reach
 
 
@@ -85,8 +85,8 @@ def _scores(n=400, seed=0, sep=1.5):
     rng = np.random.default_rng(seed)
     mass = np.where(np.arange(n) % 4 == 0, 0.0, np.where(np.arange(n) % 4 == 1, 1000.0, 2500.0))
     label = (mass > 0).astype(int)
-    score = 1 / (1 + np.exp(-(rng.normal(0, 1, n) + sep * (label - 0.5) * 2)))
-    return pd.DataFrame({"event": np.arange(n), "score": score, "label": label, "mass": mass,
+    logit = rng.normal(0, 1, n) + sep * (label - 0.5) * 2
+    return pd.DataFrame({"event": np.arange(n), "logit": logit, "score": (1 / (1 + np.exp(-logit))).astype(np.float32), "label": label, "mass": mass,
                          "weight": np.where(label == 1, 1.0 / n, 5.0 / n),
                          "sdmass_j1": rng.uniform(30, 200, n), "sdmass_j2": rng.uniform(30, 200, n)})
 
@@ -139,8 +139,10 @@ def test_data_efficiency_on_synthetic_curves():
                 rows.append({"model": model, "representation": model.split("-")[0],
                              "strategy": "finetuned" if "-" in model else "standard", "fraction": n / 1e4,
                              "seed": seed, "n_train_events": n, "mass": "all", "metric": "rej90",
-                             "value": 10 * np.log10(n * shift) + (seed - 0.5)})
-    agg = aggregate(pd.DataFrame(rows))
+                             "value": 10 * np.log10(n * shift) + (seed - 0.5), "lo": np.nan, "hi": np.nan,
+                             "capped": False})
+    rows = pd.DataFrame(rows).assign(lo=lambda d: d["value"] - 0.3, hi=lambda d: d["value"] + 0.4)
+    agg = aggregate(rows)
     assert set(agg["n"]) == {2}
     assert agg["std"].iloc[0] == pytest.approx(np.std([-0.5, 0.5], ddof=1))
     eff = data_efficiency(agg, "standard")
@@ -148,3 +150,76 @@ def test_data_efficiency_on_synthetic_curves():
     assert row["target"] == pytest.approx(40.0)
     assert row["factor"] == pytest.approx(10.0)
     assert row["bound"] == "exact"
+
+
+def test_bootstrap_interval_covers_true_auc():
+    # Gaussian scores separated by 1 sigma: AUC = Phi(1/sqrt(2)); the 68 % interval should cover it in ~68 % of toys
+    from scipy.stats import norm
+    true_auc, rng, hits, toys = norm.cdf(1 / np.sqrt(2)), np.random.default_rng(3), 0, 200
+    label = np.r_[np.ones(100), np.zeros(100)]
+    for toy in range(toys):
+        score = rng.normal(label, 1.0)
+        m = metrics_with_intervals(score, label, None, n_boot=200, seed=toy)["auc"]
+        assert m["lo"] <= m["value"] <= m["hi"]
+        hits += m["lo"] <= true_auc <= m["hi"]
+    assert 0.58 <= hits / toys <= 0.78, hits / toys
+
+
+def test_bootstrap_deterministic_and_weighted():
+    rng = np.random.default_rng(4)
+    label = (rng.random(300) < 0.4).astype(int)
+    score, weight = rng.normal(label, 1.0), rng.uniform(0.5, 2.0, 300)
+    a = metrics_with_intervals(score, label, weight, n_boot=50, seed=7)
+    assert a == metrics_with_intervals(score, label, weight, n_boot=50, seed=7)
+    assert a != metrics_with_intervals(score, label, weight, n_boot=50, seed=8)
+    assert a["auc"]["value"] == pytest.approx(auc(score, label, weight))
+    off = metrics_with_intervals(score, label, weight)  # n_boot = 0: lo = hi = value
+    assert all(v["lo"] == v["value"] == v["hi"] for v in off.values())
+
+
+def test_capped_detection():
+    label = np.array([1] * 20 + [0] * 50)
+    perfect = np.r_[np.linspace(5, 6, 20), np.linspace(0, 1, 50)]
+    m = metrics_with_intervals(perfect, label, None, n_boot=50, seed=0)
+    assert m["rej90"]["capped"] and m["rej90"]["value"] == pytest.approx(50.0)
+    assert not m["auc"]["capped"]
+    overlap = np.r_[np.linspace(0.5, 2, 20), np.linspace(0, 1, 50)]
+    m = metrics_with_intervals(overlap, label, None, n_boot=50, seed=0)
+    assert not m["rej90"]["capped"] and m["rej90"]["value"] < 50
+    table = evaluate_scores(_scores(sep=4.0), RUN, bootstrap=20)
+    rej90 = table[(table["mass"] == "all") & (table["metric"] == "rej90")].iloc[0]
+    assert bool(rej90["capped"]) and rej90["value"] == rej90["lo"]
+
+
+def test_logit_used_not_saturated_score():
+    # float32 sigmoids of logits > ~17 are exactly 1.0: the score ties signal with background, the logit does not
+    logit = np.array([30.0, 40.0, 20.0, 25.0, -3.0, -4.0])
+    label = np.array([1, 1, 0, 0, 0, 0])
+    score = (1 / (1 + np.exp(-logit))).astype(np.float32)
+    assert auc(score, label) == pytest.approx(0.75)  # ties count one half
+    scores = pd.DataFrame({"event": np.arange(6), "logit": logit, "score": score, "label": label,
+                           "mass": np.where(label == 1, 1000.0, 0.0), "weight": 1.0})
+    table = evaluate_scores(scores, RUN, bootstrap=10).set_index(["mass", "metric"])
+    assert table.loc[("all", "auc"), "value"] == pytest.approx(1.0)
+
+
+def test_aggregated_errors_and_efficiency_interval_by_hand():
+    base = {"model": "standard", "representation": "standard", "strategy": "standard", "mass": "all", "metric": "rej90"}
+    rows = [base | {"fraction": 1.0, "seed": s, "n_train_events": 1000, "value": v, "lo": v - dl, "hi": v + dh,
+                    "capped": c} for s, v, dl, dh, c in ((0, 10.0, 1.0, 2.0, False), (1, 12.0, 3.0, 2.0, True))]
+    agg = aggregate(pd.DataFrame(rows)).iloc[0]
+    std = np.std([10.0, 12.0], ddof=1)
+    assert agg["mean"] == pytest.approx(11.0) and agg["n"] == 2 and bool(agg["capped"])
+    assert agg["err_lo"] == pytest.approx(np.sqrt(std**2 / 2 + (1 + 9) / 2))
+    assert agg["err_hi"] == pytest.approx(np.sqrt(std**2 / 2 + 4))
+    # reference top: target 40 +- 10; model curve mean 10*log10(N) +- 0 -> crosses 30, 40, 50 at 1e3, 1e4, 1e5
+    agg_rows = [base | {"fraction": 1.0, "n_train_events": 1e4, "mean": 40.0, "std": 0.0, "n": 1, "err_lo": 10.0,
+                        "err_hi": 10.0, "capped": False}]
+    agg_rows += [base | {"model": "m", "fraction": n / 1e5, "n_train_events": n, "mean": 10 * np.log10(n), "std": 0.0,
+                         "n": 1, "err_lo": 0.0, "err_hi": 0.0, "capped": False} for n in (100, 1e3, 1e4, 1e5)]
+    row = data_efficiency(pd.DataFrame(agg_rows), "standard").iloc[0]
+    assert (row["factor"], row["factor_lo"], row["factor_hi"]) == (pytest.approx(1.0), pytest.approx(0.1),
+                                                                   pytest.approx(10.0))
+    assert row["bound"] == "exact"
+    agg_rows[0]["capped"] = True
+    assert data_efficiency(pd.DataFrame(agg_rows), "standard").iloc[0]["bound"] == "capped"

@@ -209,6 +209,11 @@ def test_end_to_end_run_lowers_loss(model, dataset, backbone, embeddings, tmp_pa
         lead = f["events/jets"][:][test_rows, 0]
         assert np.allclose(scores["sdmass_j1"], f["jets/fj_sdmass"][:][lead])
     assert scores["score"].between(0, 1).all()
+    assert np.allclose(scores["score"], 1 / (1 + np.exp(-scores["logit"])), atol=1e-6)  # score = sigmoid(logit)
+    val = pd.read_parquet(out / "val_scores.parquet")
+    assert list(val.columns) == SCORE_COLUMNS and len(val) == json.loads((out / "run.json").read_text())["n_val_events"]
+    with h5py.File(dataset) as f:
+        assert (f["events/split"][:][val["event"]] == 1).all()  # validation events only, never test ones
     if frozen:  # 4 epochs on fixed inputs: the head separates signal from background
         assert auc(scores["score"].to_numpy(), scores["label"].to_numpy()) > 0.6
     run = json.loads((out / "run.json").read_text())

@@ -21,8 +21,8 @@ MODELS = {"standard": ("standard", "standard", 0.8), "score-frozen": ("score", "
 def _scores(rng, sep, n=240):
     mass = np.array([0.0, 1000.0, 2500.0])[np.arange(n) % 3]
     label = (mass > 0).astype(int)
-    score = 1 / (1 + np.exp(-(rng.normal(0, 1, n) + sep * (2 * label - 1))))
-    return pd.DataFrame({"event": np.arange(n), "score": score, "label": label, "mass": mass,
+    logit = rng.normal(0, 1, n) + sep * (2 * label - 1)
+    return pd.DataFrame({"event": np.arange(n), "logit": logit, "score": (1 / (1 + np.exp(-logit))).astype(np.float32), "label": label, "mass": mass,
                          "weight": np.where(label == 1, 3.0 / n, rng.uniform(1, 5, n) / n),
                          "sdmass_j1": rng.uniform(20, 250, n), "sdmass_j2": rng.uniform(20, 250, n)})
 

@@ -9,7 +9,11 @@ Used by pretraining validation, head validation, evaluation and the plots, so a 
 - Rejection at a target eps_S interpolates eps_B linearly between the two ROC points around the
   target (never the nearest threshold). When no background passes (eps_B = 0) the rejection is
   reported as the largest the test set can measure, 1 / (smallest possible nonzero eps_B):
-  N_B unweighted, sum(w_B)/min(w_B) weighted, so numbers stay finite and comparable.
+  N_B unweighted, sum(w_B)/min(w_B) weighted, so numbers stay finite and comparable; such a
+  rejection is flagged `capped` (only a lower bound).
+- Uncertainties (`metrics_with_intervals`, `rejection_band`): central 68 % percentile interval of a
+  seeded bootstrap, events drawn with replacement within their class, each keeping its weight.
+- Rank-based metrics take any monotone score; the pipeline passes the head's float64 `logit`.
 - `weights=None` counts every test event once (the machine-learning convention of the reference
   study); passing the cross-section weights gives the physics-weighted curve.
 """
@@ -20,6 +24,8 @@ import numpy as np
 
 #: signal efficiencies at which rejection is reported, and their metric names
 EFFICIENCIES: dict[str, float] = {"rej50": 0.5, "rej70": 0.7, "rej90": 0.9}
+#: percentiles of the bootstrap distribution bounding the central 68 % interval
+INTERVAL = (15.865525393145708, 84.13447460685429)
 
 
 def _check(score: np.ndarray, label: np.ndarray, weight: np.ndarray | None) -> tuple[np.ndarray, ...]:
@@ -43,16 +49,9 @@ def _check(score: np.ndarray, label: np.ndarray, weight: np.ndarray | None) -> t
 def roc_curve(score: np.ndarray, label: np.ndarray, weight: np.ndarray | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(eps_S, eps_B, thresholds) at every distinct threshold, from (0, 0) up to (1, 1)."""
-    score, is_sig, w = _check(score, label, weight)
-    order = np.argsort(-score, kind="stable")
-    s_sorted, sig_sorted, w_sorted = score[order], is_sig[order], w[order]
-    cum_s = np.cumsum(np.where(sig_sorted, w_sorted, 0.0))
-    cum_b = np.cumsum(np.where(sig_sorted, 0.0, w_sorted))
-    last = np.r_[np.flatnonzero(np.diff(s_sorted)), len(s_sorted) - 1]  # last index of each tie group
-    eff_s = np.r_[0.0, cum_s[last] / cum_s[-1]]
-    eff_b = np.r_[0.0, cum_b[last] / cum_b[-1]]
-    thresholds = np.r_[np.inf, s_sorted[last]]
-    return eff_s, eff_b, thresholds
+    sig, w, last, order, _ = _sorted(score, label, weight)
+    eff_s, eff_b = _roc(np.ones((1, len(w))), sig, w, last)
+    return eff_s[0], eff_b[0], np.r_[np.inf, np.asarray(score, dtype=np.float64)[order][last]]
 
 
 def _area(eff_s: np.ndarray, eff_b: np.ndarray) -> float:
@@ -69,50 +68,129 @@ def background_efficiency_at(eff_s: np.ndarray, eff_b: np.ndarray, target: float
     """eps_B at signal efficiency `target`, linearly interpolated along the ROC curve."""
     if not 0 < target <= 1:
         raise ValueError(f"target signal efficiency must be in (0, 1], got {target}")
-    i = int(np.searchsorted(eff_s, target, side="left"))  # first point with eps_S >= target
-    if eff_s[i] == target or i == 0:
-        return float(eff_b[i])
-    x0, x1, y0, y1 = eff_s[i - 1], eff_s[i], eff_b[i - 1], eff_b[i]
-    return float(y0 + (y1 - y0) * (target - x0) / (x1 - x0))
+    return float(_eps_b_at(np.asarray(eff_s)[None], np.asarray(eff_b)[None], np.array([target]))[0, 0])
 
 
-def max_rejection(label: np.ndarray, weight: np.ndarray | None = None) -> float:
-    """Largest rejection the test background can measure (one event's share of the background)."""
-    bkg = np.asarray(label) != 1
-    if weight is None:
-        return float(bkg.sum())
-    wb = np.asarray(weight, dtype=np.float64)[bkg]
-    wb = wb[wb > 0]
-    return float(wb.sum() / wb.min())
+def _resample_counts(is_sig: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, N) multiplicities of each event in `n_boot` resamples drawn within its class."""
+    counts = np.zeros((n_boot, len(is_sig)))
+    for idx in (np.flatnonzero(is_sig), np.flatnonzero(~is_sig)):
+        k = len(idx)
+        draws = rng.integers(0, k, size=(n_boot, k)) + (np.arange(n_boot) * k)[:, None]
+        counts[:, idx] = np.bincount(draws.ravel(), minlength=n_boot * k).reshape(n_boot, k)
+    return counts
 
 
-def _rejection(eps_b: np.ndarray | float, cap: float) -> np.ndarray:
-    """1 / eps_B, or `cap` where eps_B is below one background event's share."""
-    eps_b = np.asarray(eps_b, dtype=np.float64)
-    return np.where(eps_b <= 1.0 / cap, cap, 1.0 / np.maximum(eps_b, 1e-300))
+def _eps_b_at(eff_s: np.ndarray, eff_b: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Row-wise `background_efficiency_at`: (R, points) ROC curves, (T,) targets -> (R, T)."""
+    i = np.stack([(eff_s < t).sum(axis=1) for t in targets], axis=1)  # first point with eps_S >= target
+    rows = np.arange(len(eff_s))[:, None]
+    x1, y1 = eff_s[rows, i], eff_b[rows, i]
+    x0, y0 = eff_s[rows, np.maximum(i - 1, 0)], eff_b[rows, np.maximum(i - 1, 0)]
+    interp = (i > 0) & (x1 != targets)
+    frac = np.where(interp, (targets - x0) / np.where(interp, x1 - x0, 1.0), 0.0)
+    return np.where(interp, y0 + (y1 - y0) * frac, y1)
 
 
-def rejection_at(score: np.ndarray, label: np.ndarray, target: float, weight: np.ndarray | None = None) -> float:
-    """Background rejection 1/eps_B at signal efficiency `target` (capped at `max_rejection`)."""
-    return float(rejection_curve(score, label, np.array([target]), weight)[0])
+def _roc(counts: np.ndarray, sig: np.ndarray, w: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(eps_S, eps_B) of each row of event multiplicities (events in decreasing-score order)."""
+    ws = counts * w
+    zero = np.zeros((len(counts), 1))
+    effs = []
+    for cls in (sig, ~sig):
+        cum = np.cumsum(np.where(cls, ws, 0.0), axis=1)[:, last]
+        effs.append(np.hstack([zero, cum / np.maximum(cum[:, -1:], 1e-300)]))
+    return effs[0], effs[1]
+
+
+def _weighted_metrics(counts: np.ndarray, sig: np.ndarray, w: np.ndarray, last: np.ndarray,
+                      targets: np.ndarray) -> dict[str, np.ndarray]:
+    """AUC, rejections at `targets` and their `capped` flags of each row of event multiplicities.
+
+    `counts`, `sig`, `w` are in decreasing-score order, `last` ends each tie group. The cap is the
+    largest measurable rejection of that (resampled) background: sum(w_B) / min(w_B).
+    """
+    eff_s, eff_b = _roc(counts, sig, w, last)
+    w_b = np.where(sig, 0.0, counts * w).sum(axis=1)
+    cap = w_b / np.where((counts > 0) & ~sig & (w > 0), w, np.inf).min(axis=1)
+    eps = _eps_b_at(eff_s, eff_b, targets)
+    capped = eps <= (1.0 + 1e-9) / cap[:, None]
+    return {"auc": np.sum(np.diff(eff_b, axis=1) * (eff_s[:, 1:] + eff_s[:, :-1]) / 2, axis=1),
+            "rejection": np.where(capped, cap[:, None], 1.0 / np.maximum(eps, 1e-300)), "capped": capped}
+
+
+def _sorted(score, label, weight) -> tuple[np.ndarray, ...]:
+    """Events in decreasing-score order (stable), their class, weight, tie-group ends and order."""
+    score, is_sig, w = _check(score, label, weight)
+    order = np.argsort(-score, kind="stable")
+    last = np.r_[np.flatnonzero(np.diff(score[order])), len(score) - 1]
+    return is_sig[order], w[order], last, order, is_sig
+
+
+def _evaluate(score, label, weight, targets, n_boot: int = 0, seed: int = 0
+              ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+    """Nominal metrics (one row) and, if `n_boot`, those of `n_boot` class-stratified resamples."""
+    sig, w, last, order, is_sig = _sorted(score, label, weight)
+    targets = np.asarray(targets, dtype=np.float64)
+    nominal = _weighted_metrics(np.ones((1, len(w))), sig, w, last, targets)
+    if n_boot <= 0:
+        return nominal, None
+    rng, chunk, parts = np.random.default_rng(seed), max(1, int(4e6 // len(w))), []
+    for start in range(0, n_boot, chunk):
+        counts = _resample_counts(is_sig, min(chunk, n_boot - start), rng)[:, order]
+        parts.append(_weighted_metrics(counts, sig, w, last, targets))
+    return nominal, {k: np.concatenate([p[k] for p in parts]) for k in nominal}
+
+
+def _interval(value: np.ndarray, boot: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Central 68 % percentile interval of the bootstrap, widened to contain the nominal value."""
+    if boot is None:
+        return value, value
+    lo, hi = np.percentile(boot, INTERVAL, axis=0)
+    return np.minimum(lo, value), np.maximum(hi, value)
 
 
 def rejection_curve(score: np.ndarray, label: np.ndarray, grid: np.ndarray,
                     weight: np.ndarray | None = None) -> np.ndarray:
     """Rejection on a grid of signal efficiencies (for ROC plots), capped like `rejection_at`."""
-    eff_s, eff_b, _ = roc_curve(score, label, weight)
-    eps = np.array([background_efficiency_at(eff_s, eff_b, t) for t in grid])
-    return _rejection(eps, max_rejection(label, weight))
+    return _evaluate(score, label, weight, grid)[0]["rejection"][0]
+
+
+def rejection_band(score: np.ndarray, label: np.ndarray, grid: np.ndarray, n_boot: int, seed: int = 0
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rejection, lo, hi) on `grid`: the curve and its 68 % bootstrap band (unweighted)."""
+    nominal, boot = _evaluate(score, label, None, grid, n_boot, seed)
+    value = nominal["rejection"][0]
+    return (value, *_interval(value, None if boot is None else boot["rejection"]))
+
+
+def rejection_at(score: np.ndarray, label: np.ndarray, target: float, weight: np.ndarray | None = None) -> float:
+    """Background rejection 1/eps_B at signal efficiency `target` (capped, see the module notes)."""
+    return float(rejection_curve(score, label, np.array([target]), weight)[0])
+
+
+def metrics_with_intervals(score: np.ndarray, label: np.ndarray, weight: np.ndarray | None = None,
+                           n_boot: int = 0, seed: int = 0) -> dict[str, dict]:
+    """{metric: {value, lo, hi, capped}} for AUC and `EFFICIENCIES`, with 68 % bootstrap intervals.
+
+    Resampling: signal and background events are each drawn with replacement within their class
+    (test-set class sizes fixed); a drawn event keeps its weight. `n_boot` = 0 gives lo = hi = value.
+    `capped`: the nominal rejection is the cap (no background beyond one event's share passes), so
+    the value is only a lower bound.
+    """
+    nominal, boot = _evaluate(score, label, weight, list(EFFICIENCIES.values()), n_boot, seed)
+    lo, hi = _interval(nominal["auc"], None if boot is None else boot["auc"])
+    out = {"auc": {"value": float(nominal["auc"][0]), "lo": float(lo[0]), "hi": float(hi[0]), "capped": False}}
+    lo, hi = _interval(nominal["rejection"][0], None if boot is None else boot["rejection"])
+    for j, name in enumerate(EFFICIENCIES):
+        out[name] = {"value": float(nominal["rejection"][0, j]), "lo": float(lo[j]), "hi": float(hi[j]),
+                     "capped": bool(nominal["capped"][0, j])}
+    return out
 
 
 def binary_metrics(score: np.ndarray, label: np.ndarray, weight: np.ndarray | None = None) -> dict[str, float]:
     """AUC and rejection at 50/70/90 % signal efficiency."""
-    eff_s, eff_b, _ = roc_curve(score, label, weight)
-    cap = max_rejection(label, weight)
-    out = {"auc": _area(eff_s, eff_b)}
-    for name, target in EFFICIENCIES.items():
-        out[name] = float(_rejection(background_efficiency_at(eff_s, eff_b, target), cap))
-    return out
+    return {k: v["value"] for k, v in metrics_with_intervals(score, label, weight).items()}
 
 
 def validation_metrics(score: np.ndarray, label: np.ndarray) -> dict[str, float]:

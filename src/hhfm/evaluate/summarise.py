@@ -1,7 +1,8 @@
 """`hhfm summarise`: merge per-run metric tables into the study's tidy tables.
 
 Outputs in `--outdir`: metrics.csv / metrics.parquet (every row of every run), aggregated.csv
-(mean, sample std and count over seeds), data_efficiency.csv (see `data_efficiency_factor`) and
+(mean, sample std and count over seeds, errors combining seed spread and bootstrap, `capped`),
+data_efficiency.csv (see `data_efficiency`, with an interval `factor_lo`, `factor_hi`) and
 jet_metrics.csv (the pretrained tagger's score vs `fj_doubleb` on test jets).
 """
 
@@ -21,7 +22,7 @@ from hhfm.layout import RUN_COLUMNS, SUMMARY_TABLES, read_parquet, write_table
 from hhfm.metrics import binary_metrics
 
 log = logging.getLogger("hhfm.summarise")
-METRIC_COLUMNS = RUN_COLUMNS + ["mass", "metric", "value"]
+METRIC_COLUMNS = RUN_COLUMNS + ["mass", "metric", "value", "lo", "hi", "capped"]
 GROUP_COLUMNS = ["model", "representation", "strategy", "fraction", "mass", "metric"]
 #: metrics for which a data-efficiency factor is computed (higher is better for all of them)
 EFFICIENCY_METRICS = ["rej50", "rej70", "rej90", "auc"]
@@ -46,17 +47,25 @@ def read_metrics(paths: list[str]) -> pd.DataFrame:
         missing = [c for c in METRIC_COLUMNS if c not in df.columns]
         if missing:
             raise InputError(f"{path}: missing column(s) {missing}")
-        frames.append(df[METRIC_COLUMNS])
+        frames.append(df[METRIC_COLUMNS].assign(capped=df["capped"].astype(str).str.lower() == "true"))
     return pd.concat(frames, ignore_index=True)
 
 
 def aggregate(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Mean, sample std (0 for a single seed) and number of seeds per (model, fraction, mass, metric)."""
-    g = metrics.groupby(GROUP_COLUMNS, sort=True)
-    out = g.agg(n_train_events=("n_train_events", "mean"), mean=("value", "mean"),
-                std=("value", "std"), n=("value", "size")).reset_index()
+    """Per (model, fraction, mass, metric): mean, sample std (0 for one seed), number of seeds n, errors, capped.
+
+    err_lo = sqrt((std / sqrt(n))^2 + mean over seeds of (value - lo)^2), err_hi likewise with (hi - value):
+    the seed spread of the mean plus the typical bootstrap half-width. The bootstrap part is not divided by
+    n because all seeds share one test set (its fluctuation does not average out). `capped`: any seed capped.
+    """
+    m = metrics.assign(boot_lo=(metrics["value"] - metrics["lo"]) ** 2, boot_hi=(metrics["hi"] - metrics["value"]) ** 2)
+    out = m.groupby(GROUP_COLUMNS, sort=True).agg(
+        n_train_events=("n_train_events", "mean"), mean=("value", "mean"), std=("value", "std"), n=("value", "size"),
+        boot_lo=("boot_lo", "mean"), boot_hi=("boot_hi", "mean"), capped=("capped", "any")).reset_index()
     out["std"] = out["std"].fillna(0.0)
-    return out
+    for side in ("lo", "hi"):
+        out[f"err_{side}"] = np.sqrt(out["std"] ** 2 / out["n"] + out.pop(f"boot_{side}"))
+    return out[GROUP_COLUMNS + ["n_train_events", "mean", "std", "n", "err_lo", "err_hi", "capped"]]
 
 
 def events_to_reach(n_events: np.ndarray, values: np.ndarray, target: float) -> tuple[float, str]:
@@ -78,26 +87,39 @@ def events_to_reach(n_events: np.ndarray, values: np.ndarray, target: float) -> 
     return float(n[-1]), "more_than"
 
 
+def _factor(top: pd.Series, curve: pd.DataFrame) -> dict:
+    """Factor, its interval and bound of one model `curve` against the reference's largest-size row `top`."""
+    target, n_ref = float(top["mean"]), float(top["n_train_events"])
+    n, mean = curve["n_train_events"].to_numpy(), curve["mean"].to_numpy()
+    n_model, bound = events_to_reach(n, mean, target)
+    # fewest events: upper edge of the model band reaching the lower edge of the target, and vice versa
+    n_fast, _ = events_to_reach(n, mean + curve["err_hi"].to_numpy(), target - float(top["err_lo"]))
+    n_slow, _ = events_to_reach(n, mean - curve["err_lo"].to_numpy(), target + float(top["err_hi"]))
+    factor = n_ref / n_model
+    return {"target": target, "n_reference": n_ref, "n_model": n_model, "factor": factor,
+            "factor_lo": min(factor, n_ref / n_slow), "factor_hi": max(factor, n_ref / n_fast),
+            "bound": "capped" if bool(top["capped"]) else bound}
+
+
 def data_efficiency(aggregated: pd.DataFrame, reference: str) -> pd.DataFrame:
     """Data-efficiency factor of every model vs `reference` per mass and metric (README definition).
 
     Target = the reference's mean metric at its largest training set (N_ref events); the factor is
     N_ref / N_model, where N_model is the events the model's mean curve needs to reach the target.
+    Interval: factor_hi from the curve mean + err_hi reaching target - err_lo, factor_lo from mean - err_lo
+    reaching target + err_hi (each widened to contain the factor). bound 'capped': the target is capped.
     """
     cols = ["reference", "model", "representation", "strategy", "mass", "metric", "target",
-            "n_reference", "n_model", "factor", "bound"]
+            "n_reference", "n_model", "factor", "factor_lo", "factor_hi", "bound"]
     rows = []
     agg = aggregated[aggregated["metric"].isin(EFFICIENCY_METRICS)]
     ref = agg[agg["model"] == reference]
     for (mass, metric), ref_curve in ref.groupby(["mass", "metric"]):
         top = ref_curve.loc[ref_curve["n_train_events"].idxmax()]
-        target, n_ref = float(top["mean"]), float(top["n_train_events"])
         others = agg[(agg["mass"] == mass) & (agg["metric"] == metric) & (agg["model"] != reference)]
         for model, curve in others.groupby("model"):
-            n_model, bound = events_to_reach(curve["n_train_events"].to_numpy(), curve["mean"].to_numpy(), target)
             rows.append({"reference": reference, "model": model, "representation": curve["representation"].iloc[0],
-                         "strategy": curve["strategy"].iloc[0], "mass": mass, "metric": metric, "target": target,
-                         "n_reference": n_ref, "n_model": n_model, "factor": n_ref / n_model, "bound": bound})
+                         "strategy": curve["strategy"].iloc[0], "mass": mass, "metric": metric, **_factor(top, curve)})
     return pd.DataFrame(rows, columns=cols)
 
 

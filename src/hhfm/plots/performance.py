@@ -3,19 +3,46 @@
 from __future__ import annotations
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from hhfm.metrics import rejection_curve  # noqa: E402
+from hhfm.metrics import rejection_band, rejection_curve  # noqa: E402
 from hhfm.plots.common import EFF_GRID, empty, model_colors, full_data  # noqa: E402
+
+#: bootstrap resamples (seed 0) per run for the band of `roc_full_data`
+ROC_BOOTSTRAP = 100
+EPS_S, REJ = r"$\varepsilon_S$", r"$1/\varepsilon_B$"
+
+
+def _points(ax: plt.Axes, x: np.ndarray, y: np.ndarray, capped: np.ndarray, color: str, label: str | None = None) -> None:
+    """Line through the points: ordinary markers, capped ones as lower limits (^ with an upward arrow)."""
+    ax.plot(x, y, "-", color=color, label=label)
+    ax.plot(x[~capped], y[~capped], "o", color=color)
+    if capped.any():
+        ax.errorbar(x[capped], y[capped], yerr=0.4 * np.abs(y[capped]), lolims=True, fmt="^", color=color,
+                    markersize=9, capsize=4)
+
+
+def _capped_legend(ax: plt.Axes, any_capped: bool) -> None:
+    if any_capped:
+        ax.plot([], [], "^", color="black", label="capped: lower limit")
+    ax.legend(fontsize="x-small")
+
+
+def _combine(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(seeds, points) values and bootstrap bounds -> mean, err_lo, err_hi as in summarise's aggregated.csv."""
+    seed_part = values.var(0, ddof=1) / len(values) if len(values) > 1 else 0.0
+    err_lo = np.sqrt(seed_part + ((values - lo) ** 2).mean(0))
+    return values.mean(0), err_lo, np.sqrt(seed_part + ((hi - values) ** 2).mean(0))
 
 
 def metric_vs_events(agg: pd.DataFrame, metric: str, reference: str, ylabel: str, ratio: bool = True,
                      logy: bool = True) -> plt.Figure:
-    """Mean metric (band: +-1 std over seeds) vs training events, one line per model; ratio panel."""
+    """Mean metric vs training events (band: err_lo/err_hi, seeds and bootstrap), one line per model; ratio panel."""
     data = agg[(agg["metric"] == metric) & (agg["mass"] == "all")].sort_values("n_train_events")
     if ratio:
         fig, (ax, rax) = plt.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]}, figsize=(9, 9))
@@ -26,17 +53,20 @@ def metric_vs_events(agg: pd.DataFrame, metric: str, reference: str, ylabel: str
     colors = model_colors(list(data["model"].unique()))
     ref = data[data["model"] == reference].set_index("fraction")["mean"]
     for model, d in data.groupby("model"):
-        x, y, e = d["n_train_events"].to_numpy(), d["mean"].to_numpy(), d["std"].to_numpy()
-        ax.plot(x, y, "o-", color=colors[model], label=model)
-        ax.fill_between(x, y - e, y + e, color=colors[model], alpha=0.25)
+        x, y, capped = d["n_train_events"].to_numpy(), d["mean"].to_numpy(), d["capped"].to_numpy(bool)
+        _points(ax, x, y, capped, colors[model], model)
+        low = y - d["err_lo"].to_numpy()
+        ax.fill_between(x, np.maximum(low, 1.0) if logy else low, y + d["err_hi"].to_numpy(), color=colors[model],
+                        alpha=0.25)
         if ratio and not ref.empty:
             r = d.set_index("fraction")["mean"] / ref.reindex(d["fraction"]).to_numpy()
-            rax.plot(x, r.to_numpy(), "o-", color=colors[model])
+            _points(rax, x, r.to_numpy(), capped, colors[model])
     ax.set_xscale("log")
+    (rax if ratio else ax).xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     if logy:
         ax.set_yscale("log")
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize="x-small")
+    _capped_legend(ax, bool(data["capped"].any()))
     if ratio:
         rax.axhline(1.0, color="grey", lw=1)
         rax.set_ylabel(f"/ {reference}", fontsize="small")
@@ -48,7 +78,7 @@ def metric_vs_events(agg: pd.DataFrame, metric: str, reference: str, ylabel: str
 
 
 def data_efficiency_bars(eff: pd.DataFrame) -> plt.Figure:
-    """Bar chart of data-efficiency factors (mass 'all') for rej90 and rej50; hatched where a bound."""
+    """Data-efficiency factors (mass 'all', rej90 and rej50) with factor_lo/hi error bars; hatched where a bound."""
     fig, ax = plt.subplots(figsize=(10, 7))
     data = eff[(eff["mass"] == "all") & eff["metric"].isin(["rej90", "rej50"])] if not eff.empty else eff
     if data.empty:
@@ -58,20 +88,24 @@ def data_efficiency_bars(eff: pd.DataFrame) -> plt.Figure:
     for k, metric in enumerate(["rej90", "rej50"]):
         d = data[data["metric"] == metric].set_index("model").reindex(models)
         x = np.arange(len(models)) + (k - 0.5) * width
-        bars = ax.bar(x, d["factor"].to_numpy(), width, label=f"{metric} (eps_S = 0.{metric[3:]})")
+        f = d["factor"].to_numpy()
+        yerr = np.clip([f - d["factor_lo"].to_numpy(), d["factor_hi"].to_numpy() - f], 0, None)
+        bars = ax.bar(x, f, width, yerr=yerr, capsize=4, label=f"{metric} ({EPS_S} = 0.{metric[3:]})")
         for bar, bound in zip(bars, d["bound"].to_numpy()):
             if bound != "exact":
-                bar.set_hatch("//")
+                bar.set_hatch("xx" if bound == "capped" else "//")
     ax.set_xticks(np.arange(len(models)), models, rotation=30, ha="right", fontsize="small")
     ax.set_yscale("log")
     ax.axhline(1.0, color="grey", lw=1)
     ax.set_ylabel(f"data-efficiency factor vs {data['reference'].iloc[0]}")
-    ax.legend(fontsize="x-small", title="hatched: bound", title_fontsize="x-small")
+    ax.legend(fontsize="x-small", title="hatched: // bound, xx capped target", title_fontsize="x-small", ncol=2,
+              loc="lower left", bbox_to_anchor=(0.0, 1.01))
     return fig
 
 
 def roc_full_data(runs: list[dict], reference: str) -> plt.Figure:
-    """Rejection vs signal efficiency per model at its largest fraction (mean +- std over seeds)."""
+    """Rejection vs signal efficiency (from the logit) per model at its largest fraction, seed mean with a band
+    combining the seed spread and a per-run bootstrap (`ROC_BOOTSTRAP` resamples) like aggregated.csv."""
     fig, (ax, rax) = plt.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]}, figsize=(9, 9))
     full = full_data(runs)
     if not full:
@@ -79,19 +113,20 @@ def roc_full_data(runs: list[dict], reference: str) -> plt.Figure:
     colors = model_colors(list(full))
     curves = {}
     for model, items in full.items():
-        rej = np.array([rejection_curve(r["scores"]["score"].to_numpy(), r["scores"]["label"].to_numpy(), EFF_GRID)
-                        for r in items])
-        curves[model] = rej.mean(0)
+        bands = np.array([rejection_band(r["scores"]["logit"].to_numpy(), r["scores"]["label"].to_numpy(), EFF_GRID,
+                                         ROC_BOOTSTRAP) for r in items])  # (seeds, 3, grid)
+        curves[model], err_lo, err_hi = _combine(bands[:, 0], bands[:, 1], bands[:, 2])
         ax.plot(EFF_GRID, curves[model], color=colors[model], label=model)
-        ax.fill_between(EFF_GRID, rej.mean(0) - rej.std(0), rej.mean(0) + rej.std(0), color=colors[model], alpha=0.25)
+        ax.fill_between(EFF_GRID, np.maximum(curves[model] - err_lo, 1.0), curves[model] + err_hi, color=colors[model],
+                        alpha=0.25)
     if reference in curves:
         for model, c in curves.items():
             rax.plot(EFF_GRID, c / curves[reference], color=colors[model])
     rax.axhline(1.0, color="grey", lw=1)
     ax.set_yscale("log")
-    ax.set_ylabel("background rejection 1/eps_B")
-    ax.legend(fontsize="x-small")
-    rax.set_xlabel("signal efficiency eps_S")
+    ax.set_ylabel(f"background rejection {REJ}")
+    ax.legend(fontsize="x-small", title=r"band: seeds $\oplus$ bootstrap", title_fontsize="x-small")
+    rax.set_xlabel(f"signal efficiency {EPS_S}")
     rax.set_ylabel(f"/ {reference}", fontsize="small")
     return fig
 
