@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from hhfm.metrics import rejection_band, rejection_curve  # noqa: E402
+from hhfm.metrics import rejection_band  # noqa: E402
 from hhfm.plots.common import EFF_GRID, empty, model_colors, full_data  # noqa: E402
 
 #: bootstrap resamples (seed 0) per run for the band of `roc_full_data`
@@ -132,7 +132,7 @@ def roc_full_data(runs: list[dict], reference: str) -> plt.Figure:
 
 
 def jet_roc(jets: dict[str, pd.DataFrame]) -> plt.Figure:
-    """Jet-level rejection vs efficiency of each pretrained tagger's Xbb score and of fj_doubleb."""
+    """Jet-level rejection vs efficiency of each pretrained tagger's Xbb score and of fj_doubleb (68 % bootstrap bands)."""
     fig, ax = plt.subplots(figsize=(9, 7))
     if not jets:
         return empty(fig, ax, "no jet_scores.parquet given")
@@ -142,10 +142,11 @@ def jet_roc(jets: dict[str, pd.DataFrame]) -> plt.Figure:
             return empty(fig, ax, f"jet scores of {task} need both H->bb and QCD jets")
         curves = [(f"ParT {task}", "score")] + ([("fj_doubleb", "fj_doubleb")] if i == 0 else [])
         for name, col in curves:
-            rej = rejection_curve(frame[col].to_numpy(), frame["label_xbb"].to_numpy(), EFF_GRID)
-            ax.plot(EFF_GRID, rej, label=name)
+            rej, lo, hi = rejection_band(frame[col].to_numpy(), frame["label_xbb"].to_numpy(), EFF_GRID, ROC_BOOTSTRAP)
+            line, = ax.plot(EFF_GRID, rej, label=name)
+            ax.fill_between(EFF_GRID, np.maximum(lo, 1.0), hi, color=line.get_color(), alpha=0.25)
     ax.set_yscale("log")
-    ax.set_xlabel("H->bb jet efficiency")
+    ax.set_xlabel(r"$H\to b\bar{b}$ jet efficiency")
     ax.set_ylabel("QCD jet rejection")
-    ax.legend()
+    ax.legend(title="band: 68 % bootstrap", title_fontsize="x-small")
     return fig
