@@ -7,15 +7,14 @@ The POI `mu` scales the signal, so the cross-section limit is mu_up * sigma_ref.
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
 import pyhf
 from scipy.optimize import brentq
-from scipy.stats import norm
 
 from hhfm.errors import InputError
-from hhfm.limits.asimov import AsimovProfile, expected_cls
 
 log = logging.getLogger("hhfm.limits")
 CHANNEL = "score"
@@ -23,24 +22,21 @@ POI = "mu"
 BAND_NAMES = ["m2", "m1", "exp", "p1", "p2"]  # -2, -1, median, +1, +2 sigma
 
 
-def initial_edges(sig_logit: np.ndarray, bkg_logit: np.ndarray, policy: str, n_bins: int) -> np.ndarray:
-    """Fine bin edges in logit (head output) space before merging; first/last edge -inf/+inf.
+def initial_edges(sig_score: np.ndarray, bkg_score: np.ndarray, policy: str, n_bins: int) -> np.ndarray:
+    """Fine bin edges on [0, 1] before merging.
 
-    `quantiles`: the union of the n_bins-quantiles of the signal and of the background logits (fine
-    where either sample lives, so the merge can place the top bin just where enough background
-    appears); `uniform`: n_bins bins of equal width in sigmoid score, mapped to logit space.
-    Binning on the logit avoids the ties of a float32 sigmoid saturating at 1.
+    `quantiles`: the union of the n_bins-quantiles of the signal scores and of the background
+    scores (fine where either sample lives, so the merge can place the top bin just where enough
+    background appears); `uniform`: n_bins equal-width bins.
     """
     if policy == "uniform":
-        with np.errstate(divide="ignore"):
-            p = np.linspace(0.0, 1.0, n_bins + 1)
-            edges = np.log(p) - np.log1p(-p)
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
     elif policy == "quantiles":
-        q = np.linspace(0.0, 1.0, n_bins + 1)[1:-1]
-        edges = np.concatenate([np.quantile(x, q) for x in (sig_logit, bkg_logit) if len(x)] + [[-np.inf, np.inf]])
+        q = np.linspace(0.0, 1.0, n_bins + 1)
+        edges = np.concatenate([np.quantile(x, q) for x in (sig_score, bkg_score) if len(x)] + [[0.0, 1.0]])
     else:
         raise ValueError(f"unknown binning policy {policy!r}")
-    return np.unique(edges)
+    return np.unique(np.clip(edges, 0.0, 1.0))
 
 
 def merge_edges(edges: np.ndarray, bkg_score: np.ndarray, bkg_yield: np.ndarray,
@@ -103,27 +99,60 @@ def rough_limit(signal: np.ndarray, background: np.ndarray, background_err: np.n
     return float(np.min((2.0 * np.sqrt(var) + 3.0) / signal[ok]))
 
 
-def expected_limits(spec: dict, level: float = 0.05, rtol: float = 1e-4) -> dict[str, float]:
+def _scaled(spec: dict, factor: float, poi_max: float) -> dict:
+    """Copy of `spec` with the signal multiplied by `factor` (keeps the fitted mu near 1)."""
+    out = json.loads(json.dumps(spec))
+    sig = out["channels"][0]["samples"][0]
+    sig["data"] = [x * factor for x in sig["data"]]
+    out["measurements"][0]["config"]["parameters"][0]["bounds"] = [[0.0, poi_max]]
+    return out
+
+
+def expected_limits(spec: dict, level: float = 0.05, rtol: float = 1e-3) -> dict[str, float]:
     """Expected CLs upper limits on mu (median and +-1/2 sigma) and the expected discovery significance.
 
-    Asymptotic q~_mu (Cowan et al.): on the Asimov background-only data (the workspace's observations)
-    the band-N expected CLs is Phi(-(sqrt(q_mu,A) - N)) / Phi(N); each band's root of CLs = `level` is
-    found with Brent's method, q_mu,A from the profiled Asimov likelihood of the pyhf model
-    (`hhfm.limits.asimov`, stable at 1e9 events per bin, no rescaling). Significance: sqrt(q0) on the
-    Asimov signal-plus-background (mu = 1) data set.
+    Limits: asymptotic CLs with the q~_mu test statistic (pyhf `hypotest`, expected set from the
+    Asimov background-only data set); each band's root of CLs(mu) = `level` is found with Brent's
+    method on log CLs. The fit runs on a copy whose signal is scaled so that the limit is O(1)
+    (numerically stable); results are quoted for the workspace as written.
+    Significance: sqrt(q0) on the Asimov signal-plus-background (mu = 1) data set.
     """
     pyhf.set_backend("numpy")
-    model = pyhf.Workspace(spec).model()
-    prof = AsimovProfile(model, mu_data=0.0)
+    samples = spec["channels"][0]["samples"]
+    sig, bkg = (np.asarray(s["data"], dtype=np.float64) for s in samples)
+    mods = {m["type"]: m for m in samples[1]["modifiers"]}
+    err = np.asarray(mods["staterror"]["data"]) if "staterror" in mods else np.zeros_like(bkg)
+    normsys = mods["normsys"]["data"]["hi"] - 1.0 if "normsys" in mods else 0.0
+    scale = rough_limit(sig, bkg, err, normsys)  # mu in units of this rough single-bin limit
+    model = pyhf.Workspace(_scaled(spec, scale, 1e4)).model()
+    data = np.asarray(list(bkg) + list(model.config.auxdata))
+    cache: dict[float, np.ndarray] = {}
+
+    def log_cls(mu: float) -> np.ndarray:
+        if mu not in cache:
+            _, bands = pyhf.infer.hypotest(mu, data, model, test_stat="qtilde", return_expected_set=True)
+            cache[mu] = np.log(np.maximum(np.asarray(bands, dtype=np.float64), 1e-300)) - np.log(level)
+        return cache[mu]
+
+    lo, hi = 0.05, 2.0
+    while log_cls(lo)[0] < 0 and lo > 1e-8:  # every band must still be allowed at lo
+        lo /= 4
+    while log_cls(hi)[-1] > 0 and hi < 1e3:  # and excluded at hi
+        hi *= 4
+    grid = np.geomspace(lo, hi, 6)
+    values = np.array([log_cls(mu) for mu in grid])  # (6, 5)
     out = {}
-    for name, nsig in zip(BAND_NAMES, (-2, -1, 0, 1, 2)):
-        f = lambda mu: np.log(max(expected_cls(np.sqrt(prof.q(mu)), nsig), 1e-300)) - np.log(level)  # noqa: E731
-        guess = prof.sigma_mu * (norm.ppf(1 - level * norm.cdf(nsig)) + nsig)  # Gaussian-regime value
-        lo, hi = guess / 1.5, guess * 1.5
-        while f(lo) < 0 and lo > guess * 1e-6:
-            lo /= 3
-        while f(hi) > 0 and hi < guess * 1e6:
-            hi *= 3
-        out[f"mu_{name}"] = float(brentq(f, lo, hi, rtol=rtol))
-    out["z_discovery"] = float(np.sqrt(AsimovProfile(model, mu_data=1.0).q(0.0)))
+    for k, name in enumerate(BAND_NAMES):
+        j = int(np.argmax(values[:, k] < 0))  # first grid point where band k is excluded
+        if j == 0:
+            raise RuntimeError(f"could not bracket the {name} expected limit")
+        root = brentq(lambda mu: log_cls(mu)[k], grid[j - 1], grid[j], rtol=rtol)
+        out[f"mu_{name}"] = float(root * scale)
+    full = pyhf.Workspace(spec).model()
+    pars = full.config.suggested_init()
+    pars[full.config.poi_index] = 1.0
+    asimov_sb = full.expected_data(pars)
+    q0 = pyhf.infer.test_statistics.q0(0.0, asimov_sb, full, full.config.suggested_init(),
+                                       full.config.suggested_bounds(), full.config.suggested_fixed())
+    out["z_discovery"] = float(np.sqrt(max(float(q0), 0.0)))
     return out
