@@ -29,6 +29,7 @@ def _scores(n_sig=300, n_bkg=600, sep=2.0, seed=0, masses=(1000.0,)):
                                "weight": 0.05 / n_bkg}))
     df = pd.concat(parts, ignore_index=True)
     df.insert(0, "event", np.arange(len(df)))
+    df.insert(1, "logit", np.log(df["score"] / (1 - df["score"])))
     return df
 
 
