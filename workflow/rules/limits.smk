@@ -5,6 +5,7 @@
 rule limits_run:
     input:
         scores=layout.HEAD_SCORES,
+        val_scores=layout.HEAD_VAL_SCORES,
         run=layout.HEAD_RUN_JSON,
     output:
         table=layout.LIMITS_TABLE,
@@ -22,7 +23,8 @@ rule limits_run:
     params:
         config=stage_config("limits"),
     shell:
-        "python -m hhfm.cli limits --config '{params.config}' --scores {input.scores} --run {input.run} "
+        "python -m hhfm.cli limits --config '{params.config}' --scores {input.scores} "
+        "--val-scores {input.val_scores} --run {input.run} "
         "--outdir {output.workspaces} --table {output.table} > {log} 2>&1"
 
 

@@ -15,6 +15,7 @@ import pyhf
 from scipy.optimize import brentq
 
 from hhfm.errors import InputError
+from hhfm.limits.fit import robust_backend, wald
 
 log = logging.getLogger("hhfm.limits")
 CHANNEL = "score"
@@ -22,21 +23,24 @@ POI = "mu"
 BAND_NAMES = ["m2", "m1", "exp", "p1", "p2"]  # -2, -1, median, +1, +2 sigma
 
 
-def initial_edges(sig_score: np.ndarray, bkg_score: np.ndarray, policy: str, n_bins: int) -> np.ndarray:
-    """Fine bin edges on [0, 1] before merging.
+def initial_edges(sig_logit: np.ndarray, bkg_logit: np.ndarray, policy: str, n_bins: int) -> np.ndarray:
+    """Fine bin edges in logit (head output) space before merging; first/last edge -inf/+inf.
 
-    `quantiles`: the union of the n_bins-quantiles of the signal scores and of the background
-    scores (fine where either sample lives, so the merge can place the top bin just where enough
-    background appears); `uniform`: n_bins equal-width bins.
+    `quantiles`: the union of the n_bins-quantiles of the signal and of the background logits (fine
+    where either sample lives, so the merge can place the top bin just where enough background
+    appears); `uniform`: n_bins bins of equal width in sigmoid score, mapped to logit space.
+    Binning on the logit avoids the ties of a float32 sigmoid saturating at 1.
     """
     if policy == "uniform":
-        edges = np.linspace(0.0, 1.0, n_bins + 1)
+        with np.errstate(divide="ignore"):
+            p = np.linspace(0.0, 1.0, n_bins + 1)
+            edges = np.log(p) - np.log1p(-p)
     elif policy == "quantiles":
-        q = np.linspace(0.0, 1.0, n_bins + 1)
-        edges = np.concatenate([np.quantile(x, q) for x in (sig_score, bkg_score) if len(x)] + [[0.0, 1.0]])
+        q = np.linspace(0.0, 1.0, n_bins + 1)[1:-1]
+        edges = np.concatenate([np.quantile(x, q) for x in (sig_logit, bkg_logit) if len(x)] + [[-np.inf, np.inf]])
     else:
         raise ValueError(f"unknown binning policy {policy!r}")
-    return np.unique(np.clip(edges, 0.0, 1.0))
+    return np.unique(edges)
 
 
 def merge_edges(edges: np.ndarray, bkg_score: np.ndarray, bkg_yield: np.ndarray,
@@ -100,59 +104,105 @@ def rough_limit(signal: np.ndarray, background: np.ndarray, background_err: np.n
 
 
 def _scaled(spec: dict, factor: float, poi_max: float) -> dict:
-    """Copy of `spec` with the signal multiplied by `factor` (keeps the fitted mu near 1)."""
+    """Copy of `spec` with the signal multiplied by `factor`: the POI in units of `1 / factor`.
+
+    An exact reparametrisation (mu' = mu / factor); it only puts the limit near mu' = 1.
+    """
     out = json.loads(json.dumps(spec))
     sig = out["channels"][0]["samples"][0]
     sig["data"] = [x * factor for x in sig["data"]]
-    out["measurements"][0]["config"]["parameters"][0]["bounds"] = [[0.0, poi_max]]
+    poi = out["measurements"][0]["config"]["parameters"][0]
+    poi["bounds"], poi["inits"] = [[0.0, poi_max]], [0.0]  # free fits of Asimov B-only data start at their optimum
     return out
 
 
-def expected_limits(spec: dict, level: float = 0.05, rtol: float = 1e-3) -> dict[str, float]:
+def expected_limits(spec: dict, level: float = 0.05, rtol: float = 1e-4) -> dict[str, float]:
     """Expected CLs upper limits on mu (median and +-1/2 sigma) and the expected discovery significance.
 
-    Limits: asymptotic CLs with the q~_mu test statistic (pyhf `hypotest`, expected set from the
-    Asimov background-only data set); each band's root of CLs(mu) = `level` is found with Brent's
-    method on log CLs. The fit runs on a copy whose signal is scaled so that the limit is O(1)
-    (numerically stable); results are quoted for the workspace as written.
-    Significance: sqrt(q0) on the Asimov signal-plus-background (mu = 1) data set.
+    Asymptotic CLs with pyhf's q~_mu on the Asimov background-only data (the workspace's observations).
+    pyhf's asymptotic distributions give each band's expected CLs as a function of sqrt(q_mu,A) alone, so
+    each band's target value of sqrt(q_mu,A) comes first (no fit), then the mu where the profiled
+    sqrt(q_mu,A) (pyhf fits of the POI-fixed and free models) reaches it. Fits: `hhfm.limits.fit` (Newton on
+    pyhf's autodiff likelihood), so the model is fitted as written at any event count. The POI is measured
+    in units of twice its Fisher-information sigma (an exact rescaling) so that the roots sit near 1.
+    Significance: sqrt(q0) on the Asimov signal-plus-background (mu = 1) data.
     """
-    pyhf.set_backend("numpy")
-    samples = spec["channels"][0]["samples"]
-    sig, bkg = (np.asarray(s["data"], dtype=np.float64) for s in samples)
-    mods = {m["type"]: m for m in samples[1]["modifiers"]}
-    err = np.asarray(mods["staterror"]["data"]) if "staterror" in mods else np.zeros_like(bkg)
-    normsys = mods["normsys"]["data"]["hi"] - 1.0 if "normsys" in mods else 0.0
-    scale = rough_limit(sig, bkg, err, normsys)  # mu in units of this rough single-bin limit
-    model = pyhf.Workspace(_scaled(spec, scale, 1e4)).model()
-    data = np.asarray(list(bkg) + list(model.config.auxdata))
-    cache: dict[float, np.ndarray] = {}
+    bkg = np.asarray(spec["channels"][0]["samples"][1]["data"], dtype=np.float64)
+    with robust_backend():
+        tl = pyhf.tensorlib
+        model = pyhf.Workspace(spec).model()
+        data = tl.astensor(list(bkg) + list(model.config.auxdata))
+        poi = model.config.poi_index
+        nominal = np.asarray(model.config.suggested_init(), dtype=np.float64)
+        nominal[poi] = 0.0
+        sigma, slope = wald(model, data, nominal)
+        unit = 2.0 * sigma  # POI unit: about the median limit in the Gaussian regime
+        model = pyhf.Workspace(_scaled(spec, unit, 1e4)).model()
+        slope[[i for i in range(len(slope)) if i != poi]] *= unit
+        bounds, fixed = model.config.suggested_bounds(), model.config.suggested_fixed()
+        lo, hi = (np.asarray([b[i] for b in bounds]) for i in (0, 1))
+        start = lambda mu: np.clip(nominal + slope * mu, lo, hi).tolist()  # noqa: E731 (linearised profile)
+        free = pyhf.infer.mle.fit(data, model, init_pars=start(0.0), par_bounds=bounds, fixed_params=fixed,
+                                  return_fitted_val=True)
+        mu_hat, nll_free = float(free[0][poi]), float(free[1])
+        calc = pyhf.infer.calculators.AsymptoticCalculator(data, model, test_stat="qtilde")
+        cache: dict[float, float] = {}
 
-    def log_cls(mu: float) -> np.ndarray:
-        if mu not in cache:
-            _, bands = pyhf.infer.hypotest(mu, data, model, test_stat="qtilde", return_expected_set=True)
-            cache[mu] = np.log(np.maximum(np.asarray(bands, dtype=np.float64), 1e-300)) - np.log(level)
-        return cache[mu]
+        def sqrt_q(mu: float) -> float:
+            """sqrt(q~_mu) on the Asimov background-only data (0 below mu_hat)."""
+            if mu not in cache:
+                nll = pyhf.infer.mle.fixed_poi_fit(mu, data, model, init_pars=start(mu), par_bounds=bounds,
+                                                   fixed_params=fixed, return_fitted_val=True)[1]
+                cache[mu] = float(np.sqrt(max(float(nll) - nll_free, 0.0))) if mu >= mu_hat else 0.0
+            return cache[mu]
 
-    lo, hi = 0.05, 2.0
-    while log_cls(lo)[0] < 0 and lo > 1e-8:  # every band must still be allowed at lo
-        lo /= 4
-    while log_cls(hi)[-1] > 0 and hi < 1e3:  # and excluded at hi
-        hi *= 4
-    grid = np.geomspace(lo, hi, 6)
-    values = np.array([log_cls(mu) for mu in grid])  # (6, 5)
-    out = {}
-    for k, name in enumerate(BAND_NAMES):
-        j = int(np.argmax(values[:, k] < 0))  # first grid point where band k is excluded
-        if j == 0:
-            raise RuntimeError(f"could not bracket the {name} expected limit")
-        root = brentq(lambda mu: log_cls(mu)[k], grid[j - 1], grid[j], rtol=rtol)
-        out[f"mu_{name}"] = float(root * scale)
-    full = pyhf.Workspace(spec).model()
-    pars = full.config.suggested_init()
-    pars[full.config.poi_index] = 1.0
-    asimov_sb = full.expected_data(pars)
-    q0 = pyhf.infer.test_statistics.q0(0.0, asimov_sb, full, full.config.suggested_init(),
-                                       full.config.suggested_bounds(), full.config.suggested_fixed())
-    out["z_discovery"] = float(np.sqrt(max(float(q0), 0.0)))
+        def log_cls(t: float) -> np.ndarray:
+            """log(expected CLs / level) per band (m2 ... p2) when sqrt(q_mu,A) = t (pyhf's distributions)."""
+            calc.sqrtqmuA_v = tl.astensor(t)
+            return np.log(np.maximum([float(x) for x in calc.expected_pvalues(*calc.distributions(1.0))[-1]],
+                                     1e-300)) - np.log(level)
+
+        out, known = {}, {}
+        for k, name in enumerate(BAND_NAMES):
+            target = brentq(lambda t: log_cls(t)[k], 1e-6, 50.0, rtol=1e-10)  # sqrt(q_mu,A) at CLs = level
+            out[f"mu_{name}"] = _solve_increasing(sqrt_q, target, target * sigma / unit, rtol, known) * unit
+        asimov_sb = model.expected_data(tl.astensor(start(1.0 / unit)))  # mu = 1 in workspace units
+        q0 = float(pyhf.infer.test_statistics.q0(0.0, asimov_sb, model, start(1.0 / unit), bounds, fixed))
+    out["z_discovery"] = float(np.sqrt(max(q0, 0.0)))
     return out
+
+
+def _solve_increasing(f, target: float, guess: float, rtol: float, known: dict[float, float]) -> float:
+    """x > 0 with f(x) = target for increasing f, nearly proportional to x. Secant steps from the two
+    `known` points (x: f(x), filled as f is evaluated) closest to the target, or from `guess` and its ratio
+    step x * target / f(x); Brent's method on a bracket of the evaluated points if that fails."""
+
+    def ev(x: float) -> float:
+        known[x] = f(x)
+        return known[x]
+
+    if len(known) < 2:
+        y0 = ev(guess)
+        if abs(y0 - target) <= rtol * target:
+            return guess
+        if y0 > 0:
+            ev(guess * target / y0)
+    for _ in range(6):
+        (x0, y0), (x1, y1) = sorted(known.items(), key=lambda kv: abs(kv[1] - target))[:2]
+        if abs(y0 - target) <= rtol * target:
+            return x0
+        if y1 == y0:
+            break
+        x = x0 - (y0 - target) * (x1 - x0) / (y1 - y0)
+        if not x > 0 or x in known:
+            break
+        ev(x)
+    lo = max([x for x, y in known.items() if y < target], default=guess)
+    hi = min([x for x, y in known.items() if y > target], default=guess)
+    while f(lo) > target and lo > guess * 1e-6:
+        lo /= 3
+    while f(hi) < target and hi < guess * 1e6:
+        hi *= 3
+    if not f(lo) <= target <= f(hi):
+        raise RuntimeError(f"could not bracket sqrt(q_mu,A) = {target:.3g} between mu = {lo:.3g} and {hi:.3g}")
+    return float(brentq(lambda v: f(v) - target, lo, hi, rtol=rtol))

@@ -13,30 +13,49 @@ from hhfm.layout import signal_masses  # noqa: E402
 from hhfm.plots.common import empty, first_full, grid, hide_unused, model_colors, per_model_panels  # noqa: E402
 
 
+def _flags(d: pd.DataFrame) -> np.ndarray:
+    """`mc_stat_flag` per row (rows of old tables without the column count as unflagged)."""
+    if "mc_stat_flag" not in d.columns:
+        return np.zeros(len(d), dtype=bool)
+    return d["mc_stat_flag"].astype(str).str.lower().isin(["true", "1", "1.0"]).to_numpy()
+
+
+def _flag_note(ax: plt.Axes, limits: pd.DataFrame) -> None:
+    """Legend entry explaining hollow markers, only when some limit is flagged."""
+    if _flags(limits).any():
+        ax.plot([], [], "o", mfc="none", color="k", label="hollow: few effective bkg MC events in sensitive bins")
+
+
 def limits_vs_mass(limits: pd.DataFrame) -> plt.Figure:
-    """Brazil plot per model at its largest fraction: expected sigma x BR limit vs mass (seed mean)."""
+    """Brazil plot per model at its largest fraction: expected sigma x BR limit vs mass (seed mean);
+    a mass is drawn hollow when any seed's limit carries `mc_stat_flag`."""
     models = sorted(limits["model"].unique()) if not limits.empty else []
     fig, axes = grid(len(models), 3, 6, 5, sharey=True)
     if not models:
         return empty(fig, axes[0, 0], "limits table is empty")
     for ax, model in zip(axes.flat, models):
         d = limits[limits["model"] == model]
-        d = d[d["fraction"] == d["fraction"].max()].groupby("mass").mean(numeric_only=True).reset_index()
-        m = d["mass"].to_numpy()
-        ax.fill_between(m, d["xsec_m2_pb"], d["xsec_p2_pb"], color="#F5BB54", label="expected +-2 sigma")
-        ax.fill_between(m, d["xsec_m1_pb"], d["xsec_p1_pb"], color="#607641", label="expected +-1 sigma")
-        ax.plot(m, d["xsec_exp_pb"], "k--", marker="o", label="median expected")
+        d = d[d["fraction"] == d["fraction"].max()].assign(flag=lambda x: _flags(x))
+        d = d.groupby("mass").agg({**{c: "mean" for c in d.columns if c.startswith("xsec_")}, "flag": "any"}).reset_index()
+        m, flag = d["mass"].to_numpy(), d["flag"].to_numpy(dtype=bool)
+        ax.fill_between(m, d["xsec_m2_pb"], d["xsec_p2_pb"], color="#F5BB54", label=r"expected $\pm 2\sigma$")
+        ax.fill_between(m, d["xsec_m1_pb"], d["xsec_p1_pb"], color="#607641", label=r"expected $\pm 1\sigma$")
+        ax.plot(m, d["xsec_exp_pb"], "k--", label="median expected")
+        ax.plot(m[~flag], d["xsec_exp_pb"][~flag], "ko", ls="none")
+        ax.plot(m[flag], d["xsec_exp_pb"][flag], "o", mfc="white", color="k", ls="none")
         ax.set_yscale("log")
-        ax.set_title(model, fontsize="small")
-        ax.set_xlabel("m_X [GeV]")
+        ax.text(0.03, 0.97, model, transform=ax.transAxes, va="top", fontsize="small")  # inside: no overlap
+        ax.set_xlabel(r"$m_X$ [GeV]")
     hide_unused(axes, len(models))
-    axes[0, 0].set_ylabel("95% CL sigma x BR [pb]")
-    axes[0, 0].legend(fontsize="xx-small")
+    axes[0, 0].set_ylabel(r"95% CL $\sigma \times \mathcal{B}$ [pb]")
+    _flag_note(axes[0, 0], limits)
+    axes[0, 0].legend(fontsize="xx-small", loc="lower right")
     return fig
 
 
 def limit_vs_events(limits: pd.DataFrame, mass: float | None) -> plt.Figure:
-    """Median expected sigma x BR limit at one mass vs training events per model (+-1 std over seeds)."""
+    """Median expected sigma x BR limit at one mass vs training events per model (+-1 std over seeds);
+    hollow markers where any seed's limit carries `mc_stat_flag`."""
     fig, ax = plt.subplots(figsize=(9, 7))
     if limits.empty:
         return empty(fig, ax, "limits table is empty")
@@ -44,16 +63,21 @@ def limit_vs_events(limits: pd.DataFrame, mass: float | None) -> plt.Figure:
     d = limits[limits["mass"] == mass]
     if d.empty:
         return empty(fig, ax, f"no limits at mass {mass:g}")
+    d = d.assign(flag=_flags(d))
     colors = model_colors(list(d["model"].unique()))
     for model, g in d.groupby("model"):
         s = g.groupby("fraction").agg(n=("n_train_events", "mean"), y=("xsec_exp_pb", "mean"),
-                                      e=("xsec_exp_pb", "std")).fillna(0.0).sort_values("n")
-        ax.plot(s["n"], s["y"], "o-", color=colors[model], label=model)
+                                      e=("xsec_exp_pb", "std"), flag=("flag", "any")).fillna(0.0).sort_values("n")
+        flag = s["flag"].to_numpy(dtype=bool)
+        ax.plot(s["n"], s["y"], "-", color=colors[model], label=model)
+        ax.plot(s["n"][~flag], s["y"][~flag], "o", color=colors[model], ls="none")
+        ax.plot(s["n"][flag], s["y"][flag], "o", mfc="white", color=colors[model], ls="none")
         ax.fill_between(s["n"], s["y"] - s["e"], s["y"] + s["e"], color=colors[model], alpha=0.25)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("training events")
-    ax.set_ylabel(f"expected 95% CL sigma x BR [pb], m_X = {mass:g} GeV")
+    ax.set_ylabel(rf"expected 95% CL $\sigma \times \mathcal{{B}}$ [pb], $m_X$ = {mass:g} GeV")
+    _flag_note(ax, d)
     ax.legend(fontsize="x-small")
     return fig
 
