@@ -29,7 +29,7 @@ class NewtonOptimizer(pyhf.optimize.scipy_optimizer):
     decrease of 2 NLL (Newton decrement g.H^-1.g / 2) is below `tolerance`.
     """
 
-    def __init__(self, tolerance: float = 1e-8, max_steps: int = 100, **kwargs):
+    def __init__(self, tolerance: float = 1e-6, max_steps: int = 100, **kwargs):
         super().__init__(**kwargs)
         self.name = "newton"
         self.newton_tolerance = tolerance

@@ -141,7 +141,13 @@ def expected_limits(spec: dict, level: float = 0.05, rtol: float = 1e-4) -> dict
         slope[[i for i in range(len(slope)) if i != poi]] *= unit
         bounds, fixed = model.config.suggested_bounds(), model.config.suggested_fixed()
         lo, hi = (np.asarray([b[i] for b in bounds]) for i in (0, 1))
-        start = lambda mu: np.clip(nominal + slope * mu, lo, hi).tolist()  # noqa: E731 (linearised profile)
+        fitted: dict[float, np.ndarray] = {}  # mu -> conditional fit parameters
+
+        def start(mu: float) -> list[float]:
+            """Fit start: the nearest conditional fit moved along the linearised profile (else the nominal)."""
+            near = min(fitted, key=lambda m: abs(m - mu), default=None)
+            base, shift = (nominal, mu) if near is None else (fitted[near], mu - near)
+            return np.clip(base + slope * shift, lo, hi).tolist()
         free = pyhf.infer.mle.fit(data, model, init_pars=start(0.0), par_bounds=bounds, fixed_params=fixed,
                                   return_fitted_val=True)
         mu_hat, nll_free = float(free[0][poi]), float(free[1])
@@ -151,8 +157,9 @@ def expected_limits(spec: dict, level: float = 0.05, rtol: float = 1e-4) -> dict
         def sqrt_q(mu: float) -> float:
             """sqrt(q~_mu) on the Asimov background-only data (0 below mu_hat)."""
             if mu not in cache:
-                nll = pyhf.infer.mle.fixed_poi_fit(mu, data, model, init_pars=start(mu), par_bounds=bounds,
-                                                   fixed_params=fixed, return_fitted_val=True)[1]
+                pars, nll = pyhf.infer.mle.fixed_poi_fit(mu, data, model, init_pars=start(mu), par_bounds=bounds,
+                                                         fixed_params=fixed, return_fitted_val=True)
+                fitted[mu] = np.asarray(pars, dtype=np.float64)
                 cache[mu] = float(np.sqrt(max(float(nll) - nll_free, 0.0))) if mu >= mu_hat else 0.0
             return cache[mu]
 
@@ -166,8 +173,11 @@ def expected_limits(spec: dict, level: float = 0.05, rtol: float = 1e-4) -> dict
         for k, name in enumerate(BAND_NAMES):
             target = brentq(lambda t: log_cls(t)[k], 1e-6, 50.0, rtol=1e-10)  # sqrt(q_mu,A) at CLs = level
             out[f"mu_{name}"] = _solve_increasing(sqrt_q, target, target * sigma / unit, rtol, known) * unit
-        asimov_sb = model.expected_data(tl.astensor(start(1.0 / unit)))  # mu = 1 in workspace units
-        q0 = float(pyhf.infer.test_statistics.q0(0.0, asimov_sb, model, start(1.0 / unit), bounds, fixed))
+        signal_nominal = nominal.copy()
+        signal_nominal[poi] = 1.0 / unit  # mu = 1 in workspace units, nuisance parameters nominal
+        asimov_sb = model.expected_data(tl.astensor(signal_nominal))
+        init = np.clip(nominal + slope / unit, lo, hi).tolist()
+        q0 = float(pyhf.infer.test_statistics.q0(0.0, asimov_sb, model, init, bounds, fixed))
     out["z_discovery"] = float(np.sqrt(max(q0, 0.0)))
     return out
 
