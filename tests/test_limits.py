@@ -237,3 +237,12 @@ def test_expected_limits_match_plain_pyhf_where_its_default_fits_work():
     for k, name in enumerate(BANDS):
         _, bands = pyhf.infer.hypotest(got[f"mu_{name}"], data, model, test_stat="qtilde", return_expected_set=True)
         assert float(bands[k]) == pytest.approx(0.05, rel=0.01), name
+
+
+def test_limits_leave_torch_default_dtype_alone():
+    """pyhf's 64b pytorch backend sets torch's default dtype globally; the models (float32) must not see it."""
+    import torch
+
+    before = torch.get_default_dtype()
+    expected_limits(workspace_spec(np.array([5.0]), np.array([50.0]), np.array([5.0]), 0.1, True, 1e3))
+    assert torch.get_default_dtype() == before

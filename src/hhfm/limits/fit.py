@@ -154,10 +154,12 @@ def _damped_step(hess: np.ndarray, grad: np.ndarray) -> np.ndarray:
 
 @contextlib.contextmanager
 def robust_backend() -> Iterator[None]:
-    """pyhf on the float64 pytorch backend with `NewtonOptimizer`; the previous backend is restored after."""
-    previous = pyhf.get_backend()
+    """pyhf on the float64 pytorch backend with `NewtonOptimizer`; the previous backend and torch's default
+    dtype (which pyhf's 64b pytorch backend sets to float64 globally) are restored after."""
+    previous, dtype = pyhf.get_backend(), torch.get_default_dtype()
     pyhf.set_backend(pyhf.tensor.pytorch_backend(precision="64b"), NewtonOptimizer())
     try:
         yield
     finally:
         pyhf.set_backend(*previous)
+        torch.set_default_dtype(dtype)
