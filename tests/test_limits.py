@@ -246,3 +246,15 @@ def test_limits_leave_torch_default_dtype_alone():
     before = torch.get_default_dtype()
     expected_limits(workspace_spec(np.array([5.0]), np.array([50.0]), np.array([5.0]), 0.1, True, 1e3))
     assert torch.get_default_dtype() == before
+
+
+def test_bin_without_test_background_takes_the_validation_estimate():
+    """Edges come from the validation events, so a bin can hold no test background: it must get the
+    validation estimate (a zero yield with zero MC error has no likelihood) and be counted."""
+    test, val = _scores(), _scores(seed=7)
+    cut = np.median(val.loc[val["label"] == 0, "logit"])
+    test = test[~((test["label"] == 0) & (test["logit"] > cut))]  # no test background above the median
+    row = _limits(test, FAST, val).iloc[0]
+    assert row["bkg_bins_from_validation"] >= 1
+    bands = [row[f"mu_{b}"] for b in BANDS]
+    assert np.all(np.isfinite(bands)) and np.all(np.diff(bands) > 0)

@@ -71,10 +71,17 @@ def _mass_limit(mass: float, test: pd.DataFrame, val: pd.DataFrame, bkg_w: tuple
     vbkg = val[val["label"] == 0]
     bkg_logit = test.loc[test["label"] == 0, "logit"].to_numpy()
     fine = initial_edges(vsig["logit"].to_numpy(), vbkg["logit"].to_numpy(), p["binning"], int(p["n_bins"]))
-    edges = merge_edges(fine, vbkg["logit"].to_numpy(), lumi_pb * _like_test(bkg_w[1], bkg_w[0]),
-                        float(p["min_background"]), int(p["min_background_mc"]))
+    vbkg_yield = lumi_pb * _like_test(bkg_w[1], bkg_w[0])
+    edges = merge_edges(fine, vbkg["logit"].to_numpy(), vbkg_yield, float(p["min_background"]),
+                        int(p["min_background_mc"]))
     s, b, berr = histograms(sig["logit"].to_numpy(), lumi_pb * float(p["signal_xsec_pb"]) * sig_w, bkg_logit,
                             lumi_pb * bkg_w[0], edges)
+    # a bin without test background MC events (edges come from the validation events) takes the validation
+    # estimate of its background and MC error: a zero yield with zero error has no likelihood
+    empty = np.histogram(bkg_logit, edges)[0] == 0
+    if empty.any():
+        _, vb, vberr = histograms(np.zeros(0), np.zeros(0), vbkg["logit"].to_numpy(), vbkg_yield, edges)
+        b, berr = np.where(empty, vb, b), np.where(empty, vberr, berr)
     rough_limit(s, b, berr, float(p["background_normsys"]))  # clear error when the signal histogram is empty
     spec = workspace_spec(s, b, berr, float(p["background_normsys"]), bool(p["staterror"]), poi_max=1e6)
     result = expected_limits(spec, level=1.0 - float(p["cl"]))
@@ -82,6 +89,7 @@ def _mass_limit(mass: float, test: pd.DataFrame, val: pd.DataFrame, bkg_w: tuple
     row = {"mass": mass, "luminosity_fb": p["luminosity_fb"], "signal_xsec_pb": p["signal_xsec_pb"],
            "n_bins": len(edges) - 1, "bin_edges": " ".join(f"{e:.6g}" for e in edges),
            "signal_yield": float(s.sum()), "background_yield": float(b.sum()),
+           "bkg_bins_from_validation": int(empty.sum()),
            "bkg_neff_sensitive": neff, "mc_stat_flag": bool(neff < float(p["min_effective_mc"]))}
     row |= {f"mu_{n}": result[f"mu_{n}"] for n in BAND_NAMES}
     row |= {f"xsec_{n}_pb": result[f"mu_{n}"] * float(p["signal_xsec_pb"]) for n in BAND_NAMES}
