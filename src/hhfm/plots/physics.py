@@ -30,7 +30,7 @@ def limits_vs_mass(limits: pd.DataFrame) -> plt.Figure:
     """Brazil plot per model at its largest fraction: expected sigma x BR limit vs mass (seed mean);
     a mass is drawn hollow when any seed's limit carries `mc_stat_flag`."""
     models = sorted(limits["model"].unique()) if not limits.empty else []
-    fig, axes = grid(len(models), 3, 6, 5, sharey=True)
+    fig, axes = grid(len(models), 3, 6, 5, sharey=True, layout="constrained")  # titles never overlap labels
     if not models:
         return empty(fig, axes[0, 0], "limits table is empty")
     for ax, model in zip(axes.flat, models):
@@ -44,12 +44,13 @@ def limits_vs_mass(limits: pd.DataFrame) -> plt.Figure:
         ax.plot(m[~flag], d["xsec_exp_pb"][~flag], "ko", ls="none")
         ax.plot(m[flag], d["xsec_exp_pb"][flag], "o", mfc="white", color="k", ls="none")
         ax.set_yscale("log")
-        ax.text(0.03, 0.97, model, transform=ax.transAxes, va="top", fontsize="small")  # inside: no overlap
+        ax.set_title(model, fontsize="small")
         ax.set_xlabel(r"$m_X$ [GeV]")
     hide_unused(axes, len(models))
     axes[0, 0].set_ylabel(r"95% CL $\sigma \times \mathcal{B}$ [pb]")
     _flag_note(axes[0, 0], limits)
-    axes[0, 0].legend(fontsize="xx-small", loc="lower right")
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncol=4, fontsize="small",
+               frameon=False)  # below the panels, never over data or labels
     return fig
 
 
