@@ -17,6 +17,13 @@ min_version("9.19")
 configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
+# root:// inputs (data.source opendata) are Snakemake storage: their existence is checked before any
+# job runs. The plugin's default of one request per second would take minutes on the record's 91 files.
+storage:
+    provider="xrootd",
+    max_requests_per_second=20,
+
+
 include: "workflow/rules/common.smk"
 
 

@@ -14,6 +14,8 @@ import sys
 #: subcommand -> (module, one-line help)
 STAGES: dict[str, tuple[str, str]] = {
     "simulate": ("hhfm.simulate", "generate record-format ROOT files with Pythia 8 + FastJet"),
+    "opendata-files": ("hhfm.opendata", "write the CMS record's 91 ROOT file URLs as a config overlay"),
+    "record-layout": ("hhfm.opendata.record_layout", "rewrite per-sample simulated files in the record's layout"),
     "skim": ("hhfm.skim", "skim record-format ROOT files to training-ready HDF5"),
     "merge-skim": ("hhfm.skim.merge", "merge per-file skims into one dataset with splits and fractions"),
     "pretrain": ("hhfm.pretrain", "pretrain the ParT backbone on a jet task"),

@@ -106,8 +106,8 @@ def simulate_runtime(wildcards):
     return 5 + int(config["simulate"]["events_per_file"]) // 1000
 
 
-def _is_url(path):
-    return "://" in path
+def _is_xrootd(path):
+    return path.startswith(("root://", "roots://"))
 
 
 def skim_sources():
@@ -131,9 +131,14 @@ def skim_sources():
 
 
 def skim_file_input(wildcards):
-    """Local inputs of one skim job (URLs are read by uproot/XRootD, not tracked by Snakemake)."""
+    """Inputs of one skim job. root:// files are Snakemake storage (snakemake-storage-plugin-xrootd):
+    checked to exist before any job runs, streamed by the job (data.stage_remote false) or copied
+    locally first (true). Other URLs (http) are read by uproot, untracked."""
     source = skim_sources()[wildcards.name]
-    files = {} if _is_url(source) else {"root": source}
+    if _is_xrootd(source):
+        files = {"root": storage.xrootd(source, retrieve=config["data"]["stage_remote"])}
+    else:
+        files = {} if "://" in source else {"root": source}
     if config["data"]["source"] == "simulation":
         files["sidecar"] = f"{source.removesuffix('.root')}.json"
     return files
@@ -141,6 +146,8 @@ def skim_file_input(wildcards):
 
 def skim_file_args(wildcards, input):
     source = skim_sources()[wildcards.name]
+    if _is_xrootd(source) and config["data"]["stage_remote"]:
+        source = str(input.root)  # Snakemake's local copy
     sidecar = f" --sidecar {input.sidecar}" if "sidecar" in input.keys() else ""
     return f"--input {source}{sidecar}"
 

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from hhfm.config import Section
 from hhfm.errors import InputError
 from hhfm.io import atomic_path, setup_logging, write_json
+from hhfm.remote import RetryPolicy
 from hhfm.skim import cutflow as cf
 from hhfm.skim.h5append import append
 from hhfm.skim.jets import FLOAT_SCALARS, jet_columns, particle_arrays
@@ -57,7 +58,8 @@ def skim_file(source: str, sidecar: str | None, output: str | Path, cfg: Section
     """
     skim = cfg.skim
     side = read_sidecar(sidecar) if sidecar else None
-    n_total = num_entries(source)
+    policy = RetryPolicy(**dict(skim["remote"]))
+    n_total = num_entries(source, policy)
     if n_total == 0:
         raise InputError(f"{source}: tree 'deepntuplizer/tree' has no entries")
     cutflow: dict = {}
@@ -65,7 +67,7 @@ def skim_file(source: str, sidecar: str | None, output: str | Path, cfg: Section
     with atomic_path(output) as tmp, h5py.File(tmp, "w") as h5:
         jets_g, keys_g = h5.create_group("jets"), h5.create_group("keys")
         bar = tqdm(total=n_total, unit="jet", desc=Path(source).name, disable=None)
-        for start, chunk in iterate_chunks(source, skim.chunk_size, skim.reader):
+        for start, chunk in iterate_chunks(source, skim.chunk_size, skim.reader, policy):
             jets, keys = _skim_chunk(chunk, start, side, source, skim, cutflow)
             append(jets_g, jets, comp)
             append(keys_g, keys, comp)

@@ -13,6 +13,7 @@ import awkward as ak
 import uproot
 
 from hhfm.errors import InputError
+from hhfm.remote import RetryPolicy, call_with_retries, configure_client, is_transient, is_url, is_xrootd, xrootd_code
 
 TREE = "deepntuplizer/tree"
 
@@ -30,14 +31,15 @@ BRANCHES = list(dict.fromkeys(JET_BRANCHES + KEY_BRANCHES + PFCAND_BRANCHES))
 log = logging.getLogger("hhfm.skim")
 
 
-def open_tree(source: str):
-    """Open `source` (local path or root:// / http URL) and return its `deepntuplizer/tree`, checked."""
-    try:
-        f = uproot.open(source, array_cache=None)  # no cross-chunk cache: memory bounded by chunk_size
-    except FileNotFoundError as err:
-        raise InputError(f"{source}: input file does not exist") from err
-    except Exception as err:  # uproot raises ValueError/OSError/... for truncated or non-ROOT files
-        raise InputError(f"{source}: not a readable ROOT file ({type(err).__name__}: {err})") from err
+def open_tree(source: str, policy: RetryPolicy | None = None):
+    """Open `source` (local path or root:// / http URL) and return its `deepntuplizer/tree`, checked.
+
+    Remote sources are retried on transient errors (`policy`); every failure names `source`.
+    """
+    policy = policy or RetryPolicy()
+    if is_xrootd(source):
+        configure_client(policy)
+    f = call_with_retries(lambda: _open_file(source), source, "open the file", policy)
     try:
         tree = f[TREE]
     except Exception as err:
@@ -51,23 +53,56 @@ def open_tree(source: str):
     return tree
 
 
-def iterate_chunks(source: str, chunk_size: int, reader: str = "uproot") -> Iterator[tuple[int, ak.Array]]:
-    """Yield (first entry, chunk) with the skim's BRANCHES as fields, `chunk_size` entries at a time."""
-    tree = open_tree(source)
-    n = tree.num_entries
-    for start in range(0, n, chunk_size):
-        stop = min(n, start + chunk_size)
+def _open_file(source: str):
+    """uproot's file, checked to be complete: a partial download can still open and read."""
+    try:
+        f = uproot.open(source, array_cache=None)  # no cross-chunk cache: memory bounded by chunk_size
+        size, end = f.file.source.num_bytes, f.file.fEND
+        if size is not None and size < end:
+            raise InputError(f"{source}: truncated file ({size} bytes, its ROOT header says {end})")
+        return f
+    except InputError:
+        raise
+    except FileNotFoundError as err:
+        raise InputError(f"{source}: input file does not exist") from err
+    except Exception as err:  # uproot raises ValueError/OSError/... for truncated or non-ROOT files
+        if is_url(source) and is_transient(err):
+            raise  # call_with_retries decides: retry, or give up naming the URL
+        if is_url(source) and xrootd_code(err) == 3011:
+            raise InputError(f"{source}: no such file on the server ({str(err).strip()})") from err
+        raise InputError(f"{source}: not a readable ROOT file ({type(err).__name__}: {err})") from err
+
+
+def iterate_chunks(source: str, chunk_size: int, reader: str = "uproot",
+                   policy: RetryPolicy | None = None) -> Iterator[tuple[int, ak.Array]]:
+    """Yield (first entry, chunk) with the skim's BRANCHES as fields, `chunk_size` entries at a time.
+
+    A transient error while reading a remote chunk reopens the file and reads that chunk again.
+    """
+    policy = policy or RetryPolicy()
+    state = {"tree": open_tree(source, policy), "fresh": True}
+    n = state["tree"].num_entries
+
+    def read(start: int, stop: int) -> ak.Array:
+        if not state["fresh"]:  # a failed try may leave the connection broken: reopen
+            state["tree"] = open_tree(source, policy)
+        state["fresh"] = False
         try:
             if reader == "coffea":
-                chunk = _coffea_chunk(source, start, stop)
-            else:
-                chunk = tree.arrays(BRANCHES, entry_start=start, entry_stop=stop, library="ak")
+                return _coffea_chunk(source, start, stop)
+            return state["tree"].arrays(BRANCHES, entry_start=start, entry_stop=stop, library="ak")
         except InputError:
             raise
         except Exception as err:  # decompression / basket errors of a truncated or corrupt file
+            if is_url(source) and is_transient(err):
+                raise
             raise InputError(f"{source}: cannot read entries {start}-{stop} of '{TREE}' "
                              f"({type(err).__name__}: {err})") from err
-        yield start, chunk
+
+    for start in range(0, n, chunk_size):
+        stop = min(n, start + chunk_size)
+        state["fresh"] = True
+        yield start, call_with_retries(lambda: read(start, stop), source, f"read entries {start}-{stop}", policy)
 
 
 def _coffea_chunk(source: str, start: int, stop: int) -> ak.Array:
@@ -83,5 +118,5 @@ def _coffea_chunk(source: str, start: int, stop: int) -> ak.Array:
         return ak.zip({b: ak.materialize(events[b]) for b in BRANCHES}, depth_limit=1)
 
 
-def num_entries(source: str) -> int:
-    return open_tree(source).num_entries
+def num_entries(source: str, policy: RetryPolicy | None = None) -> int:
+    return open_tree(source, policy).num_entries
