@@ -88,6 +88,45 @@ def test_portal_refresh_works_or_says_why(tmp_path):
         assert "Traceback" not in proc.stderr and not out.exists()
 
 
+def test_transient_errors_are_retried_permanent_ones_are_not(caplog):
+    """The retry loop of every remote read: a flaky server recovers after two failures; no such file
+    fails at once; giving up names the URL and the number of tries; local paths never retry."""
+    from hhfm.errors import InputError
+    from hhfm.remote import RetryPolicy, call_with_retries
+
+    url, policy = "root://localhost:1//eos/x.root", RetryPolicy(retries=3, backoff_s=0.0)
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise OSError("File did not vector_read properly: [FATAL] Socket timeout")
+        return "data"
+
+    assert call_with_retries(flaky, url, "read", policy) == "data" and len(calls) == 3
+    assert [r.message.count("retry") for r in caplog.records if r.name == "hhfm.remote"] == [1, 1]
+
+    def failing(message: str):
+        def fn():
+            calls.append(1)
+            raise OSError(message)
+        return fn
+
+    calls.clear()
+    with pytest.raises(OSError, match="3011"):
+        call_with_retries(failing("Failed to open file: [ERROR] Server responded with an error: [3011] no such file"),
+                          url, "open the file", policy)
+    assert len(calls) == 1
+    calls.clear()
+    with pytest.raises(InputError, match=r"^root://localhost:1//eos/x\.root: cannot read after 4 tries"):
+        call_with_retries(failing("Failed to open file: [FATAL] Connection error"), url, "read", policy)
+    assert len(calls) == 4
+    calls.clear()
+    with pytest.raises(OSError, match="FATAL"):
+        call_with_retries(failing("[FATAL] Connection error"), "/local/x.root", "read", policy)
+    assert len(calls) == 1
+
+
 # --- files as the record serves them --------------------------------------------------------------
 
 

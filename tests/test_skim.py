@@ -300,7 +300,7 @@ def test_corrupt_and_truncated_files_named(tmp_path):
     (tmp_path / "trunc.root").write_bytes(data[: len(data) // 2])
     (tmp_path / "junk.root").write_bytes(b"this is not a ROOT file" * 100)
     for name in ("trunc.root", "junk.root"):
-        with pytest.raises(InputError, match=name.replace(".", r"\.")):
+        with pytest.raises(InputError, match=name.replace(".", r"\.") + (r".*truncated file" if name == "trunc.root" else "")):
             skim_file(str(tmp_path / name), None, tmp_path / "o.h5", _cfg())
         assert not list(tmp_path.glob("*.h5")) and not list(tmp_path.glob(".o.h5*"))
 

@@ -74,30 +74,40 @@ def is_transient(err: BaseException) -> bool:
     return "[FATAL]" in text or "[ERROR]" in text or "timed out" in text.lower()
 
 
-def truncated(url: str) -> str | None:
-    """'N bytes, the ROOT header says M' when the served file is shorter than its header's fEND."""
-    if not is_xrootd(url):
-        return None
+def truncated(source: str) -> str | None:
+    """'N bytes, its ROOT header says M' when a file (local or root://) is shorter than its header's fEND."""
     try:
-        from XRootD import client
-
-        f = client.File()
-        status, _ = f.open(url)
-        if not status.ok:
+        if is_xrootd(source):
+            size, head = _xrootd_size_and_head(source)
+        elif is_url(source):
             return None
-        try:
-            status, stat = f.stat()
-            status2, head = f.read(0, 64)
-        finally:
-            f.close()
-        if not (status.ok and status2.ok) or head[:4] != b"root":
+        else:
+            size = os.path.getsize(source)
+            with open(source, "rb") as f:
+                head = f.read(64)
+        if head is None or head[:4] != b"root":
             return None
         # header: "root", fVersion, fBEGIN (4 bytes each), fEND (8 bytes in large files, version >= 1000000)
         version = int.from_bytes(head[4:8], "big")
         end = int.from_bytes(head[12:20] if version >= 1000000 else head[12:16], "big")
-        return f"{stat.size} bytes, its ROOT header says {end}" if stat.size < end else None
+        return f"{size} bytes, its ROOT header says {end}" if size < end else None
     except Exception:  # diagnosis only: never hide the original error
         return None
+
+
+def _xrootd_size_and_head(url: str) -> tuple[int, bytes | None]:
+    from XRootD import client
+
+    f = client.File()
+    status, _ = f.open(url)
+    if not status.ok:
+        return 0, None
+    try:
+        status, stat = f.stat()
+        status2, head = f.read(0, 64)
+    finally:
+        f.close()
+    return (stat.size, head) if status.ok and status2.ok else (0, None)
 
 
 def call_with_retries(fn: Callable[[], T], url: str, what: str, policy: RetryPolicy) -> T:

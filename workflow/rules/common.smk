@@ -136,7 +136,9 @@ def skim_file_input(wildcards):
     locally first (true). Other URLs (http) are read by uproot, untracked."""
     source = skim_sources()[wildcards.name]
     if _is_xrootd(source):
-        files = {"root": storage.xrootd(source, retrieve=config["data"]["stage_remote"])}
+        files = {
+            "root": storage.xrootd(source, retrieve=config["data"]["stage_remote"])
+        }
     else:
         files = {} if "://" in source else {"root": source}
     if config["data"]["source"] == "simulation":

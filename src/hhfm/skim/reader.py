@@ -13,7 +13,8 @@ import awkward as ak
 import uproot
 
 from hhfm.errors import InputError
-from hhfm.remote import RetryPolicy, call_with_retries, configure_client, is_transient, is_url, is_xrootd, xrootd_code
+from hhfm.remote import (RetryPolicy, call_with_retries, configure_client, is_transient, is_url, is_xrootd,
+                         truncated, xrootd_code)
 
 TREE = "deepntuplizer/tree"
 
@@ -70,6 +71,9 @@ def _open_file(source: str):
             raise  # call_with_retries decides: retry, or give up naming the URL
         if is_url(source) and xrootd_code(err) == 3011:
             raise InputError(f"{source}: no such file on the server ({str(err).strip()})") from err
+        short = truncated(source)
+        if short:
+            raise InputError(f"{source}: truncated file ({short})") from err
         raise InputError(f"{source}: not a readable ROOT file ({type(err).__name__}: {err})") from err
 
 
