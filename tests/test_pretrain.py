@@ -176,3 +176,19 @@ def test_runtime_options_do_not_change_the_run(tiny_dataset, tmp_path, caplog):
         assert train(config.load(cfg, {"pretrain": {"device": "auto"}}, sections), str(tiny_dataset), tmp_path)
     assert "resuming" in caplog.text and "another run" not in caplog.text
     assert pd.read_csv(tmp_path / "metrics.csv")["epoch"].tolist() == [1, 2]
+
+
+def test_loader_workers_do_not_change_the_weights(tiny_dataset, tmp_path):
+    """Jets read by 2 DataLoader worker processes train the same weights, bit for bit, as read in-process."""
+    from hhfm import config
+
+    cfg = {"seed": TINY_SEED, "pretrain": {**QUICK, "epochs": 2, "stream": {"chunk_jets": 32, "window_chunks": 2}},
+           "model": tiny_model_section()}
+    sections = ["seed", "pretrain", "model"]
+    weights = []
+    for workers in (0, 2):
+        out = tmp_path / f"w{workers}"
+        assert train(config.load(cfg, {"pretrain": {"loader_workers": workers}}, sections), str(tiny_dataset), out)
+        weights.append(torch.load(out / "backbone.pt", weights_only=True)["state_dict"])
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -83,3 +83,60 @@ def test_fit_learns_keeps_best_and_resumes_bit_identically(tmp_path):
 def test_fit_rejects_non_finite_losses(tmp_path):
     with pytest.raises(InputError, match="non-finite training loss"):
         fit(Linear(bad=True), FitSettings(max_epochs=1), tmp_path, "fp")
+
+
+# --- streaming (hhfm.training.stream) ---------------------------------------------------------------
+
+
+def test_epoch_windows_are_a_pure_function_of_seed_and_epoch():
+    """Every position once per epoch; whole chunks of consecutive jets per window; the short chunk last;
+    the same plan for the same (seed, epoch), another for another epoch; a fixed number of batches."""
+    import numpy as np
+
+    from hhfm.training.stream import StreamSettings, epoch_windows, n_batches
+
+    s = StreamSettings(chunk_jets=10, window_chunks=3)
+    n = 95  # 9 full chunks + a tail of 5
+    a, b, c = epoch_windows(n, s, 7, 1), epoch_windows(n, s, 7, 1), epoch_windows(n, s, 7, 2)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b)) and len(a) == len(b)
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+    for plan in (a, c):
+        assert np.array_equal(np.sort(np.concatenate(plan)), np.arange(n))
+        assert [len(w) for w in plan] == [30, 30, 30, 5]
+        for w in plan:
+            assert all(((w // 10) == k).sum() == (10 if k < 9 else 5) for k in np.unique(w // 10))
+        assert set(plan[-1].tolist()) == set(range(90, 95))
+        assert not np.array_equal(np.concatenate(plan), np.arange(n))
+    ordered = epoch_windows(n, s)
+    assert np.array_equal(np.concatenate(ordered), np.arange(n))
+    assert n_batches(n, 8, s) == 3 * 4 + 1
+
+
+def test_streamed_batches_do_not_depend_on_worker_processes(tiny_dataset):
+    """The same batches (values and order) read in this process and by 2 DataLoader worker processes,
+    and together they are the split, each jet once, equal to a direct read."""
+    import h5py
+    import numpy as np
+    import torch
+
+    from hhfm.pretrain.data import load_split
+    from hhfm.training.stream import StreamSettings
+
+    split = load_split(str(tiny_dataset), "train", "xbb")
+    runs = []
+    for workers in (0, 2):
+        s = StreamSettings(chunk_jets=64, window_chunks=2, workers=workers)
+        runs.append(list(split.batches(50, s, seed=3, epoch=2)))
+    assert len(runs[0]) == len(runs[1]) > 2
+    for b0, b1 in zip(*runs):
+        assert b0.keys() == b1.keys()
+        assert all(torch.equal(b0[k], b1[k]) for k in b0)
+    pos = torch.cat([b["pos"] for b in runs[0]]).numpy()
+    assert np.array_equal(np.sort(pos), np.arange(len(split))) and not np.array_equal(pos, np.arange(len(split)))
+    first = runs[0][0]
+    rows = split.rows[first["pos"].numpy()]
+    with h5py.File(tiny_dataset) as f:
+        want = f["jets/features"][np.sort(rows)][np.argsort(np.argsort(rows))]
+    L = first["x"].shape[1]
+    assert torch.equal(first["x"], torch.from_numpy(want[:, :L])) and not want[:, L:].any()
+    assert torch.equal(first["label_xbb"], split.cols["label_xbb"][first["pos"]])

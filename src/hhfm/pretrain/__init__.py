@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from hhfm.pretrain.data import JET_INFO, load_split, signal_of
 from hhfm.pretrain.task import PretrainTask
 from hhfm.training import FitSettings, Schedule, fingerprint, fit, resolve_device
 from hhfm.training.engine import write_history
+from hhfm.training.stream import StreamSettings, n_batches, resolve_workers
 
 log = logging.getLogger("hhfm.pretrain")
 SECTIONS = ["seed", "pretrain", "model"]
@@ -40,15 +40,17 @@ def train(cfg: Section, dataset: str, outdir: Path, stop_after: int = 0) -> bool
     """Train (or resume) and write the outputs; False if stopped by `stop_after` before the end."""
     p, t_start = cfg.pretrain, time.perf_counter()
     device = resolve_device(p.device)
+    stream = stream_settings(p, device)
     train_d = load_split(dataset, "train", p.task, p.max_train_jets, int(cfg.seed))
     val_d = load_split(dataset, "val", p.task)
-    task = PretrainTask(cfg, train_d, val_d, device)
-    log.info("task %s: %d train, %d val jets (%d / %d H->bb), device %s; model %d parameters, config %s", p.task,
-             len(task.y_train), len(task.y_val), int(signal_of(train_d, p.task).sum()), int(task.sig_val.sum()),
-             device, sum(t.numel() for t in task.model.parameters()), cfg.model.to_dict())
+    task = PretrainTask(cfg, train_d, val_d, device, stream)
+    log.info("task %s: %d train, %d val jets (%d / %d H->bb), device %s, %d loader workers; model %d parameters, "
+             "config %s", p.task, len(train_d), len(val_d), int(signal_of(train_d.cols, p.task).sum()),
+             int(task.sig_val.sum()), device, stream.workers, sum(t.numel() for t in task.model.parameters()),
+             cfg.model.to_dict())
     settings = FitSettings(max_epochs=p.epochs, patience=p.patience, desc=f"pretrain {p.task}",
                            schedule=Schedule("step", p.warmup_steps, p.flat_fraction, 0.0),
-                           steps_per_epoch=math.ceil(len(task.y_train) / p.batch_size))
+                           steps_per_epoch=n_batches(len(train_d), p.batch_size, stream))
     fp = fingerprint(config.tracked(cfg.to_dict()), [dataset])
     result = fit(task, settings, Path(outdir), fp, stop_after)
     if result.done:
@@ -62,20 +64,27 @@ def finalise(task: PretrainTask, cfg: Section, dataset: str, outdir: Path, state
 
     name = task.task
     test_d = load_split(dataset, "test", name)
-    _, scores = task.predict(test_d, task.loss_fn.targets(test_d))
-    frame = pd.DataFrame({"jet": test_d["rows"].numpy(), "score": scores.astype(np.float32),
-                          "label_xbb": test_d["label_xbb"].numpy().astype(np.int8),
-                          "label_class": test_d["label_class"].numpy().astype(np.int8),
-                          **{c: test_d[c].numpy().astype(np.float32) for c in JET_INFO}})[JET_SCORE_COLUMNS]
+    _, scores = task.predict(test_d)
+    cols = test_d.cols
+    frame = pd.DataFrame({"jet": test_d.rows, "score": scores.astype(np.float32),
+                          "label_xbb": cols["label_xbb"].numpy().astype(np.int8),
+                          "label_class": cols["label_class"].numpy().astype(np.int8),
+                          **{c: cols[c].numpy().astype(np.float32) for c in JET_INFO}})[JET_SCORE_COLUMNS]
     write_table(frame, outdir / "jet_scores.parquet")
-    test_auc = validation_metrics(scores, signal_of(test_d, name).numpy())["auc"]
+    test_auc = validation_metrics(scores, signal_of(cols, name).numpy())["auc"]
     meta = {"task": name, "params": cfg.to_dict(), "best_epoch": state["best_epoch"],
             "best_val_loss": state["best_val"], "epochs_run": state["epoch"], "early_stopped": state["early_stopped"],
-            "n_train_jets": len(task.y_train), "n_val_jets": len(task.y_val), "n_test_jets": len(frame),
+            "n_train_jets": len(task.train_d), "n_val_jets": len(task.val_d), "n_test_jets": len(frame),
             "test_auc": test_auc, "device": str(task.device), "dataset": str(dataset), **task.loss_fn.meta}
     save_tagger(outdir / "backbone.pt", task.model.cpu(), meta)
     write_history(outdir / "metrics.csv", state["history"])
     log.info("wrote %s (best epoch %d, test AUC %.4f, %.0f s)", outdir / "backbone.pt", state["best_epoch"], test_auc, wall)
+
+
+def stream_settings(p: Section, device: torch.device) -> StreamSettings:
+    """How pretraining reads its jets: `stream` (chunking and shuffle window), `loader_workers` (runtime)."""
+    return StreamSettings(int(p.stream.chunk_jets), int(p.stream.window_chunks),
+                          resolve_workers(int(p.loader_workers), device))
 
 
 # -------------------------------------------------------------------------------------------- CLI

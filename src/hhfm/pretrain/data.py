@@ -1,11 +1,16 @@
-"""The jets a pretraining task reads: labelled, in-window jets of one split, held in memory as tensors.
+"""The jets a pretraining task reads: labelled, in-window jets of one split, streamed from dataset.h5.
 
-    x (N, P, 17) standardised particle features, v (N, P, 4) four-vectors, mask (N, P) bool,
-    rows (N,) rows in /jets, label_xbb, label_class, the JET_INFO columns and, for multilabel,
-    the REGRESSION_TARGETS (P is trimmed to the longest jet of the split)
+A `JetSplit` keeps only small per-jet columns in memory (labels, JET_INFO, regression targets: tens
+of bytes per jet) and streams the big arrays window by window (hhfm.training.stream). Its batches:
+
+    x (B, L, 17) standardised particle features, v (B, L, 4) four-vectors, mask (B, L) bool,
+    pos (B,) positions in the split, and the small columns (L: the batch's longest jet)
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -13,30 +18,65 @@ import torch
 from hhfm.dataset import jet_rows, open_dataset, read_rows
 from hhfm.errors import InputError
 from hhfm.features import JET_CLASSES, REGRESSION_TARGETS
+from hhfm.training.stream import Batch, StreamSettings, WindowDataset, epoch_windows, stream
 
 TASKS = ("xbb", "multiclass", "multilabel")
 H_BB = JET_CLASSES.index("H_bb")
 #: per-jet columns carried into jet_scores.parquet next to the tagger's score
 JET_INFO = ["fj_doubleb", "fj_pt", "fj_sdmass"]
+#: per-particle arrays, streamed: (name in /jets, name in a batch)
+BIG = {"features": "x", "vectors": "v", "mask": "mask"}
 
 
-def _needed(task: str) -> list[str]:
-    names = ["features", "vectors", "mask", "label_xbb", "label_class", "in_window", "split", *JET_INFO]
-    return names + (REGRESSION_TARGETS if task == "multilabel" else [])
+def _small(task: str) -> list[str]:
+    return ["label_xbb", "label_class", *JET_INFO, *(REGRESSION_TARGETS if task == "multilabel" else [])]
 
 
-def _check_finite(path: str, data: dict[str, np.ndarray], rows: np.ndarray) -> None:
-    for name in ("features", "vectors"):
-        bad = ~np.isfinite(data[name]).all(axis=(1, 2))
-        if bad.any():
-            raise InputError(f"{path}: /jets/{name} has non-finite values in {int(bad.sum())} jets "
-                             f"(first row {int(rows[np.argmax(bad)])})")
+@dataclass
+class JetSplit:
+    """One split's jets: rows of /jets (sorted), small columns in memory, big arrays on disk."""
+
+    path: str
+    rows: np.ndarray
+    cols: dict[str, torch.Tensor]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def batches(self, batch_size: int, settings: StreamSettings, seed: int | None = None, epoch: int = 0,
+                multiple_of: int = 1, pin_memory: bool = False) -> Iterator[Batch]:
+        """Batches of the split (module docstring): shuffled by (seed, epoch), or in row order if seed is None."""
+        windows = epoch_windows(len(self), settings, seed, epoch)
+        prepare = _Prepare(self.path, self.rows, multiple_of)
+        small = {k: v.numpy() for k, v in self.cols.items()}
+        ds = WindowDataset(self.path, self.rows, list(BIG), small, windows, batch_size, prepare)
+        return stream(ds, settings.workers, pin_memory)
 
 
-def load_split(path: str, split: str, task: str, limit: int = 0, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Labelled, in-window jets of one split as tensors (module docstring); `limit` > 0 keeps a seeded subset."""
+class _Prepare:
+    """Per batch, in the worker: rename, check finite (naming the file and row), trim to the longest jet."""
+
+    def __init__(self, path: str, rows: np.ndarray, multiple_of: int):
+        self.path, self.rows, self.multiple_of = path, rows, multiple_of
+
+    def __call__(self, batch: Batch) -> Batch:
+        from hhfm.models import trim_to_longest
+
+        for name in ("features", "vectors"):
+            bad = ~torch.isfinite(batch[name]).flatten(1).all(1)
+            if bad.any():
+                row = int(self.rows[int(batch["pos"][bad.nonzero()[0, 0]])])
+                raise InputError(f"{self.path}: /jets/{name} has non-finite values (row {row})")
+        x, v, m = trim_to_longest(batch.pop("features").float(), batch.pop("vectors").float(),
+                                  batch.pop("mask").bool(), self.multiple_of)
+        batch.update(x=x, v=v, mask=m)
+        return batch
+
+
+def load_split(path: str, split: str, task: str, limit: int = 0, seed: int = 0) -> JetSplit:
+    """Labelled, in-window jets of one split (`limit` > 0 keeps a seeded subset); big arrays stay on disk."""
     label = "label_xbb" if task == "xbb" else "label_class"
-    needed = _needed(task)
+    needed = [*BIG, *_small(task), "in_window", "split"]
     with open_dataset(path) as f:
         jets = f["jets"]
         missing = [n for n in needed if n not in jets]
@@ -47,16 +87,8 @@ def load_split(path: str, split: str, task: str, limit: int = 0, seed: int = 0) 
             rows = np.sort(np.random.default_rng(seed).choice(rows, limit, replace=False))
         if not len(rows):
             raise InputError(f"{path}: no labelled in-window jets in split {split!r} for task {task!r} ({label} >= 0)")
-        data = {name: read_rows(jets[name], rows) for name in needed if name not in ("in_window", "split")}
-    _check_finite(path, data, rows)
-    n_max = max(int(data["mask"].sum(1).max()), 1)  # drop particle slots no jet uses
-    out = {"x": torch.from_numpy(data["features"][:, :n_max]).float(),
-           "v": torch.from_numpy(data["vectors"][:, :n_max]).float(),
-           "mask": torch.from_numpy(data["mask"][:, :n_max]).bool(),
-           "rows": torch.from_numpy(rows.astype(np.int64))}
-    for name in ["label_xbb", "label_class", *JET_INFO, *(REGRESSION_TARGETS if task == "multilabel" else [])]:
-        out[name] = torch.from_numpy(np.asarray(data[name]))
-    return out
+        cols = {name: torch.from_numpy(np.asarray(read_rows(jets[name], rows))) for name in _small(task)}
+    return JetSplit(str(path), rows.astype(np.int64), cols)
 
 
 def regression_transform(data: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -7,6 +7,8 @@ inverse train-split frequencies.
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -14,8 +16,9 @@ import torch.nn.functional as F
 from hhfm.config import Section
 from hhfm.features import JET_CLASSES, REGRESSION_TARGETS
 from hhfm.metrics import validation_metrics
-from hhfm.pretrain.data import regression_transform, signal_of
+from hhfm.pretrain.data import JetSplit, regression_transform, signal_of
 from hhfm.training import autocast, build_optimizer
+from hhfm.training.stream import Batch, StreamSettings
 
 
 class TaskLoss:
@@ -69,23 +72,17 @@ class TaskLoss:
         return loss
 
 
-def _batches(n: int, size: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
-    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-    return order.split(size)
-
-
 class PretrainTask:
-    """The engine's view of pretraining (hhfm.training.TrainTask)."""
+    """The engine's view of pretraining (hhfm.training.TrainTask); jets streamed from the dataset."""
 
-    def __init__(self, cfg: Section, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], device: torch.device):
+    def __init__(self, cfg: Section, train: JetSplit, val: JetSplit, device: torch.device, stream: StreamSettings):
         from hhfm.models import build_tagger
 
         p = cfg.pretrain
-        self.p, self.task, self.device, self.seed = p, p.task, device, int(cfg.seed)
+        self.p, self.task, self.device, self.seed, self.stream = p, p.task, device, int(cfg.seed), stream
         self.train_d, self.val_d = train, val
-        self.loss_fn = TaskLoss(p.task, train, p, device)
-        self.y_train, self.y_val = self.loss_fn.targets(train), self.loss_fn.targets(val)
-        self.sig_val = signal_of(val, p.task).numpy()
+        self.loss_fn = TaskLoss(p.task, train.cols, p, device)
+        self.sig_val = signal_of(val.cols, p.task).numpy()
         torch.manual_seed(self.seed)
         self.model = build_tagger(cfg.model.to_dict(), p.task).to(device)
         self.optimizer = build_optimizer(self.model, p.optimizer, p.lr, p.weight_decay)
@@ -93,35 +90,32 @@ class PretrainTask:
         self.model.backbone.trim_multiple = self.mult  # the model's own trim must not undo the bucketing
         self.run_model = torch.compile(self.model, dynamic=True) if p.compile else self.model
 
-    def batches(self, epoch: int) -> tuple[torch.Tensor, ...]:
-        g = torch.Generator().manual_seed(self.seed * 100003 + epoch)  # data order depends on (seed, epoch) only
-        return _batches(len(self.y_train), self.p.batch_size, g)
+    def batches(self, epoch: int) -> Iterator[Batch]:
+        """Training batches; their order depends on (seed, epoch) only (hhfm.training.stream)."""
+        return self.train_d.batches(self.p.batch_size, self.stream, seed=self.seed * 100003, epoch=epoch,
+                                    multiple_of=self.mult, pin_memory=self.device.type == "cuda")
 
-    def loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int]:
-        from hhfm.models import trim_to_longest
-
-        d = self.train_d
-        x, v, m = trim_to_longest(d["x"][idx], d["v"][idx], d["mask"][idx], self.mult)
-        with autocast(self.device):
-            logits = self.run_model(x.to(self.device), v.to(self.device), m.to(self.device))
-        return self.loss_fn(logits, self.y_train[idx].to(self.device)), len(idx)
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, int]:
+        dev = self.device
+        with autocast(dev):
+            logits = self.run_model(batch["x"].to(dev), batch["v"].to(dev), batch["mask"].to(dev))
+        return self.loss_fn(logits, self.loss_fn.targets(batch).to(dev)), len(batch["pos"])
 
     def validate(self) -> tuple[float, dict[str, float]]:
-        val_loss, scores = self.predict(self.val_d, self.y_val)
+        val_loss, scores = self.predict(self.val_d)
         return val_loss, validation_metrics(scores, self.sig_val)
 
     @torch.no_grad()
-    def predict(self, data: dict[str, torch.Tensor], targets: torch.Tensor) -> tuple[float, np.ndarray]:
-        """(mean loss, Xbb scores) over a split, eval mode."""
-        from hhfm.models import trim_to_longest
-
+    def predict(self, data: JetSplit) -> tuple[float, np.ndarray]:
+        """(mean loss, Xbb scores in row order) over a split, eval mode."""
         model, total, scores = self.run_model, 0.0, []
         model.eval()
         mult = 8 if self.device.type == "cuda" else 1
-        for idx in _batches(len(targets), self.p.eval_batch_size):
-            x, v, m = trim_to_longest(data["x"][idx], data["v"][idx], data["mask"][idx], mult)
-            with autocast(self.device):
-                logits = model(x.to(self.device), v.to(self.device), m.to(self.device))
-            total += float(self.loss_fn(logits, targets[idx].to(self.device))) * len(idx)
+        for batch in data.batches(self.p.eval_batch_size, self.stream, multiple_of=mult,
+                                  pin_memory=self.device.type == "cuda"):
+            dev = self.device
+            with autocast(dev):
+                logits = model(batch["x"].to(dev), batch["v"].to(dev), batch["mask"].to(dev))
+            total += float(self.loss_fn(logits, self.loss_fn.targets(batch).to(dev))) * len(batch["pos"])
             scores.append(self.model.xbb_score(logits).float().cpu())
-        return total / len(targets), torch.cat(scores).numpy()
+        return total / len(data), torch.cat(scores).numpy()
