@@ -32,6 +32,9 @@ include: "workflow/rules/common.smk"
 # and gets the runtime-only keys in HHFM_RUNTIME, outside the tracked params (hhfm.config).
 config.update(validated_config())
 hhfm_config.export_job_environment(SRC, config)
+# one XRootD connection attempt per try, here too (the storage plugin's existence checks): the client's
+# default waits ~8 minutes for a server that is down
+hhfm_remote.configure_client(hhfm_remote.RetryPolicy(**config["skim"]["remote"]))
 
 
 wildcard_constraints:

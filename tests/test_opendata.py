@@ -349,3 +349,15 @@ def test_workflow_over_xrootd_matches_local_disk(xrootd, record_layout_dir, tmp_
     assert cutflow["cutflow"]["entries_read"] == ENTRIES_PER_FILE
     assert not job_counts(smk("evaluate", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
                               *configs(tmp_path / "streamed.yaml"), "-n", check=True).stdout)
+
+
+def test_workflow_with_the_server_down_stops_before_any_job(tmp_path):
+    """Snakemake's existence check of a root:// input on a dead server: an error naming the URL, no job run
+    (and, with the client's connection retries bounded, seconds rather than the client's ~8 minutes)."""
+    url = f"root://localhost:{_free_port()}//eos/record/test/ntuple_merged_0.root"
+    overlay = _overlay(tmp_path / "down.yaml", [url])
+    proc = smk("skim", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path / "w"), *configs(overlay),
+               "--cores", "1", timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and url in out and "Connection error" in out, out[-3000:]
+    assert not (tmp_path / "w/results").exists()

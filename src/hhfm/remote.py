@@ -47,14 +47,24 @@ def is_xrootd(source: str) -> bool:
 
 
 def configure_client(policy: RetryPolicy) -> None:
-    """Bound the XRootD client's own connection retries (env defaults, read when the client starts).
+    """Bound the XRootD client's own connection retries: one attempt of `connect_timeout_s` per try.
 
-    Our retry loop does the retrying, so one connection attempt per try, each at most
-    `connect_timeout_s`; a user's own XRD_* settings win.
+    Our retry loop (and Snakemake's plugin) does the retrying; the client's default waits ~8 minutes
+    for a server that is down. Set as XRD_* environment (read when the client library loads, and
+    inherited by jobs) and through the client's EnvPutInt (it may be loaded already). A user's own
+    XRD_* settings win.
     """
-    os.environ.setdefault("XRD_CONNECTIONRETRY", "1")
-    os.environ.setdefault("XRD_CONNECTIONWINDOW", str(max(1, int(policy.connect_timeout_s))))
-    os.environ.setdefault("XRD_REQUESTTIMEOUT", str(max(10, int(4 * policy.connect_timeout_s))))
+    window = max(1, int(policy.connect_timeout_s))
+    for env, name, value in (("XRD_CONNECTIONRETRY", "ConnectionRetry", 1), ("XRD_CONNECTIONWINDOW", "ConnectionWindow", window),
+                             ("XRD_REQUESTTIMEOUT", "RequestTimeout", max(10, 4 * window))):
+        if env in os.environ:
+            continue
+        os.environ[env] = str(value)
+        try:
+            from XRootD import client
+        except ImportError:  # no client installed: root:// reads fail later with uproot's own message
+            continue
+        client.EnvPutInt(name, value)
 
 
 def xrootd_code(err: BaseException) -> int | None:

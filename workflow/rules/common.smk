@@ -11,7 +11,7 @@ sys.path.insert(0, SRC)  # the workflow's own package, before any installed copy
 
 from snakemake.exceptions import WorkflowError
 
-from hhfm import config as hhfm_config, layout
+from hhfm import config as hhfm_config, layout, remote as hhfm_remote
 from hhfm.errors import ConfigError
 
 #: the one software environment of every rule (`snakemake --sdm conda`), relative to the rule files
