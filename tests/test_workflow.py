@@ -382,8 +382,9 @@ def test_runtime_options_rerun_nothing(tiny_run, tmp_path):
     completed(tiny_run)
     keys = runtime_keys()
     assert {("skim", "chunk_size"), ("heads", "embed_batch_size")} <= set(keys)
-    overlay = {"skim": {"chunk_size": 7, "reader": "coffea", "file_compression": "gzip"},
-               "heads": {"embed_batch_size": 3, "device": "cpu"}, "pretrain": {"device": "cpu"}}
+    overlay = {"skim": {"chunk_size": 7, "reader": "coffea", "file_compression": "gzip",
+                        "remote": {"retries": 0, "backoff_s": 0.5, "connect_timeout_s": 3.0}},
+               "heads": {"embed_batch_size": 3, "device": "cpu"}, "pretrain": {"device": "cpu", "loader_workers": 2}}
     assert {(sec, key) for sec, sub in overlay.items() for key in sub} == set(keys), "overlay misses a runtime key"
     plan = rerun_plan(tiny_run, tmp_path, overlay)
     assert not plan, f"runtime-only options rerun {dict(plan)}"
