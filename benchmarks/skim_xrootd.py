@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -27,15 +26,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 SERVER = ROOT / "tests/xrootd/server.sh"
 EXPORT = Path(os.environ.get("HHFM_XROOTD_STATE", "/tmp/hhfm-xrootd")) / "export"
 TARGET = 1.5  # streamed time / local time
-
-
-def best_of(fn, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main() -> None:
@@ -50,6 +40,7 @@ def main() -> None:
 
     from hhfm.skim import skim_file
     from hhfm.skim.params import stage_config
+    from skim_throughput import best_of  # benchmarks/ is this script's directory
 
     tmp = Path(tempfile.mkdtemp(prefix="skim_xrootd_"))
     src = Path(args.input) if args.input else rf.write_record_file(tmp / "x.root", rf.random_jets(args.events, seed=1))
