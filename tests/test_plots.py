@@ -101,3 +101,28 @@ def test_captions_exist_for_every_figure(repo_root):
     for name in FIGURES:
         caption = repo_root / "workflow" / "report" / f"{name}.rst"
         assert caption.exists() and caption.read_text().strip(), name
+
+
+def test_limit_figures_with_one_pooled_mass(tmp_path):
+    """Open data has no per-event mass: limits come as one row at mass 0. The bands must still be drawn
+    (a box, not a zero-width line) and the axes must say the signal is pooled, not 'm_X = 0 GeV'."""
+    from matplotlib.collections import PolyCollection
+
+    from hhfm.plots.physics import limit_vs_events, limits_vs_mass
+
+    _, _, limits = _write_runs(tmp_path)
+    pooled = limits[limits["mass"] == 1000.0].assign(mass=0.0)
+    fig = limits_vs_mass(pooled)
+    ax = fig.axes[0]
+    assert "pooled" in ax.get_xlabel() and "m_X" not in ax.get_xlabel()
+    bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert len(bands) == 2
+    for band in bands:
+        xs = band.get_paths()[0].vertices[:, 0]
+        assert xs.max() - xs.min() > 0, "a zero-width band is invisible"
+    single = limits[limits["mass"] == 2500.0]  # one real mass: a box too, labelled with m_X
+    ax = limits_vs_mass(single).axes[0]
+    assert "m_X" in ax.get_xlabel()
+    xs = [c for c in ax.collections if isinstance(c, PolyCollection)][0].get_paths()[0].vertices[:, 0]
+    assert xs.min() < 2500 < xs.max()
+    assert "pooled" in limit_vs_events(pooled, None).axes[0].get_ylabel()

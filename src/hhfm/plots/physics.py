@@ -26,6 +26,15 @@ def _flag_note(ax: plt.Axes, limits: pd.DataFrame) -> None:
         ax.plot([], [], "o", mfc="none", color="k", label="hollow: few effective bkg MC events in sensitive bins")
 
 
+def _pooled(masses: np.ndarray) -> bool:
+    """Mass 0 alone: the signal of every mass pooled (open data has no per-event mass)."""
+    return len(masses) == 1 and float(masses[0]) == 0.0
+
+
+def _mass_label(masses: np.ndarray) -> str:
+    return "all signal masses pooled (no per-event mass)" if _pooled(masses) else r"$m_X$ [GeV]"
+
+
 def limits_vs_mass(limits: pd.DataFrame) -> plt.Figure:
     """Brazil plot per model at its largest fraction: expected sigma x BR limit vs mass (seed mean);
     a mass is drawn hollow when any seed's limit carries `mc_stat_flag`."""
@@ -38,14 +47,21 @@ def limits_vs_mass(limits: pd.DataFrame) -> plt.Figure:
         d = d[d["fraction"] == d["fraction"].max()].assign(flag=lambda x: _flags(x))
         d = d.groupby("mass").agg({**{c: "mean" for c in d.columns if c.startswith("xsec_")}, "flag": "any"}).reset_index()
         m, flag = d["mass"].to_numpy(), d["flag"].to_numpy(dtype=bool)
-        ax.fill_between(m, d["xsec_m2_pb"], d["xsec_p2_pb"], color="#F5BB54", label=r"expected $\pm 2\sigma$")
-        ax.fill_between(m, d["xsec_m1_pb"], d["xsec_p1_pb"], color="#607641", label=r"expected $\pm 1\sigma$")
-        ax.plot(m, d["xsec_exp_pb"], "k--", label="median expected")
-        ax.plot(m[~flag], d["xsec_exp_pb"][~flag], "ko", ls="none")
-        ax.plot(m[flag], d["xsec_exp_pb"][flag], "o", mfc="white", color="k", ls="none")
+        if len(m) == 1:  # one mass (or the pooled open-data signal): bands as a box around the point
+            d = pd.concat([d, d], ignore_index=True)
+            d["mass"] = m[0] + np.array([-0.5, 0.5]) * max(0.1 * abs(m[0]), 1.0)
+        x = d["mass"].to_numpy()
+        ax.fill_between(x, d["xsec_m2_pb"], d["xsec_p2_pb"], color="#F5BB54", label=r"expected $\pm 2\sigma$")
+        ax.fill_between(x, d["xsec_m1_pb"], d["xsec_p1_pb"], color="#607641", label=r"expected $\pm 1\sigma$")
+        ax.plot(x, d["xsec_exp_pb"], "k--", label="median expected")
+        y = d["xsec_exp_pb"].to_numpy()[: len(m)]
+        ax.plot(m[~flag], y[~flag], "ko", ls="none")
+        ax.plot(m[flag], y[flag], "o", mfc="white", color="k", ls="none")
         ax.set_yscale("log")
         ax.set_title(model, fontsize="small")
-        ax.set_xlabel(r"$m_X$ [GeV]")
+        ax.set_xlabel(_mass_label(m))
+        if _pooled(m):
+            ax.set_xticks([])
     hide_unused(axes, len(models))
     axes[0, 0].set_ylabel(r"95% CL $\sigma \times \mathcal{B}$ [pb]")
     _flag_note(axes[0, 0], limits)
@@ -77,7 +93,8 @@ def limit_vs_events(limits: pd.DataFrame, mass: float | None) -> plt.Figure:
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("training events")
-    ax.set_ylabel(rf"expected 95% CL $\sigma \times \mathcal{{B}}$ [pb], $m_X$ = {mass:g} GeV")
+    where = "all signal masses pooled" if _pooled(np.array([mass])) else rf"$m_X$ = {mass:g} GeV"
+    ax.set_ylabel(rf"expected 95% CL $\sigma \times \mathcal{{B}}$ [pb], {where}")
     _flag_note(ax, d)
     ax.legend(fontsize="x-small")
     return fig
