@@ -175,6 +175,33 @@ def train_head_threads(wildcards):
     )
 
 
+def runs_backbone(wildcards):
+    """pretrain_backbone, and heads whose backbone trains in the loop (finetuned, scratch)."""
+    model = getattr(wildcards, "model", None)
+    return model is None or model.endswith(("-finetuned", "-scratch"))
+
+
+def train_resource(key, single=None):
+    """SLURM geometry of a training job from the runtime-only `distributed` section (README "Scale out").
+
+    One rank (nodes x tasks_per_node == 1, or a head on cached inputs): `single` (gpu=1, 8 GB), nothing else
+    set, as before. More ranks: sbatch --nodes / --ntasks-per-node / --gres=gpu:<per node> (mpi=srun makes the
+    SLURM jobstep leave the launch to hhfm.training.launch, which calls srun), memory per rank. `ranks`
+    (NxRxG, always set) tells the launcher.
+    """
+
+    def value(wildcards):
+        d = config["distributed"]
+        n, r, g = d["nodes"], d["tasks_per_node"], d["gpus_per_task"]
+        if n * r == 1 or not runs_backbone(wildcards):
+            return "1x1x1" if key == "ranks" else single
+        return {"ranks": f"{n}x{r}x{g}", "mpi": "srun", "nodes": n, "tasks_per_node": r,
+                "gres": f"gpu:{r * g}" if g else None, "gpu": None,
+                "mem_mb": single * r if single else None}.get(key)
+
+    return value
+
+
 def train_head_options(wildcards, input):
     return " ".join(
         f"--{name} {input[name]}"

@@ -41,15 +41,22 @@ rule train_head:
         ENV
     threads: train_head_threads
     resources:
-        gpu=1,
-        mem_mb=8000,
+        gpu=train_resource("gpu", 1),
+        mem_mb=train_resource("mem_mb", 8000),
         runtime=240,
+        # DDP ranks when the backbone trains in the loop (config `distributed`): see common.smk
+        ranks=train_resource("ranks"),
+        mpi=train_resource("mpi"),
+        nodes=train_resource("nodes"),
+        tasks_per_node=train_resource("tasks_per_node"),
+        gres=train_resource("gres"),
     params:
         config=heads_config(),
         outdir=lambda wildcards: layout.head_run(**wildcards),
         options=train_head_options,
     shell:
-        "python -m hhfm.cli train-head --config '{params.config}' --model {wildcards.model}"
+        "python -m hhfm.training.launch --ranks {resources.ranks} --cpus-per-task {threads} --"
+        " train-head --config '{params.config}' --model {wildcards.model}"
         " --fraction {wildcards.fraction} --seed {wildcards.seed} --dataset {input.dataset}"
         " {params.options} --outdir {params.outdir} --threads {threads} > {log} 2>&1"
 

@@ -19,16 +19,23 @@ rule pretrain_backbone:
         ENV
     threads: 2
     resources:
-        gpu=1,
-        mem_mb=8000,
+        gpu=train_resource("gpu", 1),
+        mem_mb=train_resource("mem_mb", 8000),
         runtime=720,
+        # DDP ranks (config `distributed`, runtime-only): see train_resource in common.smk
+        ranks=train_resource("ranks"),
+        mpi=train_resource("mpi"),
+        nodes=train_resource("nodes"),
+        tasks_per_node=train_resource("tasks_per_node"),
+        gres=train_resource("gres"),
     params:
         config=lambda wildcards: stage_config(
             "pretrain", "model", pretrain={"task": wildcards.task}
         ),
         outdir=lambda wildcards: layout.task_path(layout.PRETRAIN_DIR, wildcards.task),
     shell:
-        "python -m hhfm.cli pretrain --config '{params.config}' --dataset {input.dataset} "
+        "python -m hhfm.training.launch --ranks {resources.ranks} --cpus-per-task {threads} --"
+        " pretrain --config '{params.config}' --dataset {input.dataset} "
         "--outdir {params.outdir} --threads {threads} > {log} 2>&1"
 
 

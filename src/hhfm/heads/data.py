@@ -1,11 +1,14 @@
 """Event batches for the heads: the run's train / val / test events and the jets they reference.
 
-Everything a run needs is read once into memory, restricted to the jets its events reference
-("compact" jet rows), so a small fraction reads little even from a large dataset:
+The small per-event and per-jet arrays of a run are read once into memory, restricted to the jets
+its events reference ("compact" jet rows), so a small fraction reads little from a large dataset:
 
     events  jets (Ne, J) int64 compact jet rows (-1 = padding), label (Ne,), mass (Ne,), weight (Ne,)
-    jets    hlf (Nc, 5) standardised with the training events' jets, rep (Nc, R) cached representation,
-            and for backbone strategies the constituents x (Nc, P, 17), v (Nc, P, 4), pmask (Nc, P)
+    jets    hlf (Nc, 5) standardised with the training events' jets, rep (Nc, R) cached representation
+
+The constituents of backbone strategies (x (N, P, 17), v (N, P, 4), pmask (N, P) for the N real
+jets of a batch) stay on disk: `EventWindows` reads them window by window in DataLoader workers
+(hhfm.training.stream), so memory is bounded by the window, not by the run's events.
 
 Validation-set policy: the run validates on a nested stratified subset of the val split of size
 max(val_min_events, val_ratio * n_train), capped at the whole split, so validation shrinks with the
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +29,7 @@ import torch
 
 from hhfm.dataset import event_rows, open_dataset, read_rows
 from hhfm.errors import InputError
+from hhfm.training.stream import READ_BLOCK, cut
 
 log = logging.getLogger("hhfm.heads")
 
@@ -85,12 +90,14 @@ class HeadData:
             if representation == "standard":
                 self.rep = read_rows(f["jets/fj_doubleb"], self.jet_rows).astype(np.float32)[:, None]  # (Nc, 1)
             if constituents:
-                self.x = read_rows(f["jets/features"], self.jet_rows)  # (Nc, P, F)
-                self.v = read_rows(f["jets/vectors"], self.jet_rows)  # (Nc, P, 4)
-                self.pmask = read_rows(f["jets/mask"], self.jet_rows)  # (Nc, P)
+                missing = [n for n in ("features", "vectors", "mask") if n not in f["jets"]]
+                if missing:
+                    raise InputError(f"{self.path}: missing dataset(s) {['/jets/' + n for n in missing]}")
         if representation != "standard" and embeddings is not None:
             self.rep = self._cached(Path(embeddings), representation)
         self.constituents = constituents
+        self._file: h5py.File | None = None
+        self._pid = -1
         log.info("events: %s; jets referenced: %d", {s: len(e) for s, e in self.splits.items()}, len(self.jet_rows))
 
     def _check(self, f: h5py.File) -> None:
@@ -139,17 +146,60 @@ class HeadData:
             raise InputError(f"{path}: /{name} is not finite for some jets the events use (stale cache?)")
         return rep
 
-    def batch(self, split: str, idx: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
-        """Tensors of events `idx` of a split: jmask (B, J), hlf (B, J, 5), label (B,) and rep or x/v/pmask."""
-        jets = self.splits[split].jets[idx]  # (B, J)
-        jmask = jets >= 0
-        safe = np.maximum(jets, 0)
-        out = {"jmask": torch.from_numpy(jmask), "hlf": torch.from_numpy(self.hlf[safe]),
-               "label": torch.from_numpy(self.splits[split].label[idx])}
+    def __getstate__(self) -> dict:  # DataLoader workers get a copy without the open file
+        return {**self.__dict__, "_file": None, "_pid": -1}
+
+    def _constituents(self, compact: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """x (n, P, F), v (n, P, 4), pmask (n, P) of sorted unique compact jet rows, read from the dataset."""
+        if self._file is None or self._pid != os.getpid():  # h5py handles do not survive a fork
+            self._file, self._pid = h5py.File(self.path, "r"), os.getpid()
+        jets, rows = self._file["jets"], self.jet_rows[compact]
+        x, v, m = (read_rows(jets[n], rows, READ_BLOCK) for n in ("features", "vectors", "mask"))
+        for name, a in (("features", x), ("vectors", v)):
+            bad = ~np.isfinite(a).reshape(len(a), -1).all(1)
+            if bad.any():
+                raise InputError(f"{self.path}: /jets/{name} has non-finite values (row {int(rows[bad.argmax()])})")
+        return x, v, m
+
+    def batches(self, split: str, parts: list[np.ndarray]) -> list[dict[str, torch.Tensor]]:
+        """CPU tensors of the event batches `parts` (positions in the split), reading constituents once for all:
+        jmask (B, J), hlf (B, J, 5), label (B,), pos (B,), and rep (B, J, R) or x/v/pmask of the real jets."""
+        ev = self.splits[split]
         if self.constituents:
-            real = jets[jmask]  # (N,) in row-major order of jmask
-            out.update(x=torch.from_numpy(self.x[real]), v=torch.from_numpy(self.v[real]),
-                       pmask=torch.from_numpy(self.pmask[real]))
-        else:
-            out["rep"] = torch.from_numpy(self.rep[safe])
-        return {k: t.to(device, non_blocking=True) for k, t in out.items()}
+            used = np.concatenate([ev.jets[p].ravel() for p in parts]) if parts else np.empty(0, np.int64)
+            needed = np.unique(used[used >= 0])
+            x, v, m = self._constituents(needed)
+        out = []
+        for p in parts:
+            jets = ev.jets[p]  # (B, J)
+            jmask = jets >= 0
+            safe = np.maximum(jets, 0)
+            b = {"jmask": torch.from_numpy(jmask), "hlf": torch.from_numpy(self.hlf[safe]),
+                 "label": torch.from_numpy(ev.label[p]), "pos": torch.from_numpy(np.asarray(p, np.int64))}
+            if self.constituents:
+                k = np.searchsorted(needed, jets[jmask])  # (N,) real jets in row-major order of jmask
+                b.update(x=torch.from_numpy(x[k]), v=torch.from_numpy(v[k]), pmask=torch.from_numpy(m[k]))
+            else:
+                b["rep"] = torch.from_numpy(self.rep[safe])
+            out.append(b)
+        return out
+
+    def batch(self, split: str, idx: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
+        """Tensors of events `idx` of a split on `device` (see `batches`)."""
+        return {k: t.to(device, non_blocking=True) for k, t in self.batches(split, [np.asarray(idx)])[0].items()}
+
+
+class EventWindows(torch.utils.data.Dataset):
+    """Item k: the batches of window k (event positions of one split); `shard` (rank, world): this
+    rank's slice [rank::world] of every global batch (hhfm.training.stream.cut)."""
+
+    def __init__(self, data: HeadData, split: str, windows: list[np.ndarray], batch_size: int,
+                 shard: tuple[int, int] = (0, 1)):
+        self.data, self.split, self.windows, self.batch_size, self.shard = data, split, windows, batch_size, shard
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, k: int) -> list[dict[str, torch.Tensor]]:
+        rank, world = self.shard
+        return self.data.batches(self.split, [b[rank::world] for b in cut(self.windows[k], self.batch_size, world)])

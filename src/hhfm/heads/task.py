@@ -14,9 +14,11 @@ import numpy as np
 import torch
 
 from hhfm.errors import ConfigError
-from hhfm.heads.data import HeadData
+from hhfm.heads.data import EventWindows, HeadData
 from hhfm.heads.model import EventClassifier, build_head
 from hhfm.metrics import validation_metrics
+from hhfm.training import distributed
+from hhfm.training.stream import StreamSettings, epoch_windows, stream
 
 
 def build_model(representation: str, strategy: str, params: Mapping, seed_key: list[int], rep_dim: int | None = None,
@@ -63,6 +65,24 @@ def epoch_order(n_train: int, min_events: int, key: list[int]) -> np.ndarray:
     return np.concatenate([rng.permutation(n_train) for _ in range(n_perm)])
 
 
+def train_windows(n_train: int, params: Mapping, stream: StreamSettings, key: list[int], constituents: bool
+                  ) -> list[np.ndarray]:
+    """One epoch's training events in windows (a pure function of `key` = run seeds + epoch).
+
+    Cached inputs (in memory): `epoch_order` cut into windows of whole batches. Constituents (read from
+    disk): per pass over the training set, permuted chunks of consecutive events shuffled within windows
+    (hhfm.training.stream.epoch_windows), so a window reads few, nearby rows of /jets.
+    """
+    bs, min_events = params["batch_size"], params["min_events_per_epoch"]
+    if not constituents:
+        order = epoch_order(n_train, min_events, key)
+        size = bs * max(1, stream.chunk_jets * stream.window_chunks // bs)
+        return [order[a:a + size] for a in range(0, len(order), size)]
+    n_perm = max(1, math.ceil(min_events / n_train))
+    return [w for k in range(n_perm)
+            for w in epoch_windows(n_train, stream, int(np.random.SeedSequence(key + [k]).generate_state(1)[0]))]
+
+
 def bce(logits: np.ndarray, label: np.ndarray, pos_weight: float) -> float:
     """Mean weighted BCE of logits, in float64 (the validation loss early stopping compares)."""
     loss = torch.nn.functional.binary_cross_entropy_with_logits(
@@ -75,8 +95,9 @@ class HeadTask:
     """The engine's view of one head run (hhfm.training.TrainTask)."""
 
     def __init__(self, model: EventClassifier, data: HeadData, strategy: str, params: Mapping, seed_key: list[int],
-                 device: torch.device):
+                 device: torch.device, stream: StreamSettings = StreamSettings()):
         self.model, self.data, self.params, self.seed_key, self.device = model, data, params, seed_key, device
+        self.stream = stream
         self.optimizer = torch.optim.AdamW(param_groups(model, strategy, params), weight_decay=params["weight_decay"])
         train = data.splits["train"]
         n_sig = float(train.label.sum())
@@ -91,13 +112,19 @@ class HeadTask:
     def n_trainable(self) -> int:
         return sum(p.numel() for g in self.optimizer.param_groups for p in g["params"])
 
-    def batches(self, epoch: int):
-        order = epoch_order(len(self.data.splits["train"]), self.params["min_events_per_epoch"], self.seed_key + [epoch])
-        bs = self.params["batch_size"]
-        return (order[i : i + bs] for i in range(0, len(order), bs))
+    def _stream(self, split: str, windows: list[np.ndarray], batch_size: int, shard: tuple[int, int]):
+        ds = EventWindows(self.data, split, windows, batch_size, shard)
+        return stream(ds, self.stream.workers if self.data.constituents else 0, self.device.type == "cuda")
 
-    def loss(self, idx: np.ndarray) -> tuple[torch.Tensor, int]:
-        batch = self.data.batch("train", idx, self.device)
+    def batches(self, epoch: int):
+        """This rank's slices of the epoch's batches (CPU tensors, read ahead by the loader workers)."""
+        ranks = distributed.current()
+        windows = train_windows(len(self.data.splits["train"]), self.params, self.stream, self.seed_key + [epoch],
+                                self.data.constituents)
+        return self._stream("train", windows, self.params["batch_size"], (ranks.rank, ranks.world))
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        batch = {k: t.to(self.device, non_blocking=True) for k, t in batch.items()}
         return self.loss_fn(self.model(batch).float(), batch["label"]), len(batch["label"])
 
     def validate(self) -> tuple[float, dict[str, float]]:
@@ -107,9 +134,17 @@ class HeadTask:
 
     @torch.no_grad()
     def predict(self, split: str) -> np.ndarray:
-        """Logits of all events of a split (eval mode)."""
+        """Logits of all events of a split in event order (eval mode); DDP ranks share the windows."""
         self.model.eval()
+        ranks = distributed.current()
         n, bs = len(self.data.splits[split]), self.params["eval_batch_size"]
-        out = [self.model(self.data.batch(split, np.arange(i, min(i + bs, n)), self.device)).float().cpu()
-               for i in range(0, n, bs)]
-        return torch.cat(out).numpy()
+        size = bs * max(1, self.stream.chunk_jets * self.stream.window_chunks // bs)
+        windows = [np.arange(a, min(a + size, n)) for a in range(0, n, size)][ranks.rank::ranks.world]
+        logits, pos = [np.empty(0, np.float32)], [np.empty(0, np.int64)]
+        for batch in self._stream(split, windows, bs, (0, 1)):
+            pos.append(batch["pos"].numpy())
+            batch = {k: t.to(self.device, non_blocking=True) for k, t in batch.items()}
+            logits.append(self.model(batch).float().cpu().numpy())
+        if not ranks.enabled:
+            return np.concatenate(logits)
+        return distributed.gather_by_position(np.concatenate(pos), np.concatenate(logits))[1]

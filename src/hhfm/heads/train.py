@@ -24,7 +24,8 @@ from hhfm.heads.data import HeadData
 from hhfm.heads.model import STANDARD, parse_model
 from hhfm.heads.task import HeadTask, build_model
 from hhfm.metrics import validation_metrics
-from hhfm.training import FitSettings, Schedule, device_name, fingerprint, fit, resolve_device
+from hhfm.training import FitSettings, Schedule, device_name, distributed, fingerprint, fit, resolve_device
+from hhfm.training.stream import StreamSettings, resolve_workers
 
 log = logging.getLogger("hhfm.heads")
 SECTIONS = ["seed", "heads"]
@@ -67,7 +68,7 @@ def run_fingerprint(cfg: Section, args: argparse.Namespace, use_cache: bool) -> 
 def run(args: argparse.Namespace) -> None:
     from hhfm.io import setup_logging
 
-    setup_logging()
+    setup_logging(level=logging.INFO if distributed.ranks_from_env().main else logging.WARNING)
     t_start = time.perf_counter()
     cfg = config.load(args.config, args.runtime, sections=SECTIONS)
     params = cfg.heads
@@ -78,22 +79,25 @@ def run(args: argparse.Namespace) -> None:
     elif args.threads:
         torch.set_num_threads(args.threads)
     device, outdir = resolve_device(params.device), Path(args.outdir)
+    ranks = distributed.init(device)
+    stream = StreamSettings(int(params.stream.chunk_events), int(params.stream.window_chunks),
+                            resolve_workers(int(params.loader_workers), device))
     data = HeadData(args.dataset, args.fraction, params, representation,
                     embeddings=args.embeddings if use_cache else None, constituents=not use_cache)
     seed_key = [int(cfg.seed), int(args.seed)]
     model = build_model(representation, strategy, params, seed_key, data.rep.shape[1] if use_cache else None,
                         args.backbone).to(device)
-    task = HeadTask(model, data, strategy, params, seed_key, device)
+    task = HeadTask(model, data, strategy, params, seed_key, device, stream)
     max_epochs = params.max_epochs_backbone if task.trains_backbone else params.max_epochs
-    log.info("%s f=%g s=%d on %s: %d trainable parameters, pos_weight %.3f", args.model, args.fraction, args.seed,
-             device, task.n_trainable, task.pos_weight)
+    log.info("%s f=%g s=%d on %s, %d rank(s): %d trainable parameters, pos_weight %.3f", args.model, args.fraction,
+             args.seed, device, ranks.world, task.n_trainable, task.pos_weight)
     settings = FitSettings(max_epochs=max_epochs, patience=params.patience, desc=args.model,
                            schedule=Schedule("epoch", 0, params.lr_decay_start, 0.01))
     result = fit(task, settings, outdir, run_fingerprint(cfg, args, use_cache), args.stop_after)
-    if not result.done:
-        return
-    write_outputs(task, args, representation, strategy, result.state, result.elapsed_before,
-                  time.perf_counter() - t_start)
+    if result.done:
+        write_outputs(task, args, representation, strategy, result.state, result.elapsed_before,
+                      time.perf_counter() - t_start)
+    distributed.shutdown()  # not on errors: the failing rank exits, and the launcher stops the others
 
 
 def score_table(task: HeadTask, split: str) -> pd.DataFrame:
@@ -121,7 +125,9 @@ def write_outputs(task: HeadTask, args: argparse.Namespace, representation: str,
                   elapsed_before: float, session_s: float) -> None:
     """Test scores (scores.parquet), run.json; the model holds the best weights."""
     outdir, test = Path(args.outdir), task.data.splits["test"]
-    frames = {split: score_table(task, split) for split in ("test", "val")}
+    frames = {split: score_table(task, split) for split in ("test", "val")}  # all ranks: they share the events
+    if not distributed.current().main:
+        return
     layout.write_table(frames["test"], outdir / "scores.parquet")
     layout.write_table(frames["val"], outdir / "val_scores.parquet")
     score = frames["test"]["score"].to_numpy()

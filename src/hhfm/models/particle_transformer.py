@@ -34,11 +34,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from hhfm.models.attention import Attention, dropout
+from hhfm.training import distributed
 from hhfm.models.inputs import MASK_VALUE, key_padding_bias, pair_features, real_pairs, trim_to_longest
 
 
 def _batch_norm(bn: nn.BatchNorm1d, u: torch.Tensor) -> torch.Tensor:
-    """BatchNorm1d on channels-last rows u (rows, C); falls back to running stats with < 2 rows."""
+    """BatchNorm1d on channels-last rows u (rows, C); falls back to running stats with < 2 rows.
+
+    With several DDP ranks, training-mode statistics are those of the global batch (all ranks' rows).
+    """
+    if bn.training and distributed.current().enabled:
+        return distributed.synced_batch_norm(bn, u)
     if bn.training and u.shape[0] < 2:
         return F.batch_norm(u, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
     return bn(u)

@@ -28,7 +28,7 @@ from hhfm.layout import JET_SCORE_COLUMNS, write_table
 from hhfm.metrics import validation_metrics
 from hhfm.pretrain.data import JET_INFO, load_split, signal_of
 from hhfm.pretrain.task import PretrainTask
-from hhfm.training import FitSettings, Schedule, fingerprint, fit, resolve_device
+from hhfm.training import FitSettings, Schedule, distributed, fingerprint, fit, resolve_device
 from hhfm.training.engine import write_history
 from hhfm.training.stream import StreamSettings, n_batches, resolve_workers
 
@@ -40,17 +40,18 @@ def train(cfg: Section, dataset: str, outdir: Path, stop_after: int = 0) -> bool
     """Train (or resume) and write the outputs; False if stopped by `stop_after` before the end."""
     p, t_start = cfg.pretrain, time.perf_counter()
     device = resolve_device(p.device)
+    ranks = distributed.init(device)
     stream = stream_settings(p, device)
     train_d = load_split(dataset, "train", p.task, p.max_train_jets, int(cfg.seed))
     val_d = load_split(dataset, "val", p.task)
     task = PretrainTask(cfg, train_d, val_d, device, stream)
-    log.info("task %s: %d train, %d val jets (%d / %d H->bb), device %s, %d loader workers; model %d parameters, "
-             "config %s", p.task, len(train_d), len(val_d), int(signal_of(train_d.cols, p.task).sum()),
-             int(task.sig_val.sum()), device, stream.workers, sum(t.numel() for t in task.model.parameters()),
-             cfg.model.to_dict())
+    log.info("task %s: %d train, %d val jets (%d / %d H->bb), device %s, %d rank(s), %d loader workers; model %d "
+             "parameters, config %s", p.task, len(train_d), len(val_d), int(signal_of(train_d.cols, p.task).sum()),
+             int(task.sig_val.sum()), device, ranks.world, stream.workers,
+             sum(t.numel() for t in task.model.parameters()), cfg.model.to_dict())
     settings = FitSettings(max_epochs=p.epochs, patience=p.patience, desc=f"pretrain {p.task}",
                            schedule=Schedule("step", p.warmup_steps, p.flat_fraction, 0.0),
-                           steps_per_epoch=n_batches(len(train_d), p.batch_size, stream))
+                           steps_per_epoch=n_batches(len(train_d), p.batch_size, stream, ranks.world))
     fp = fingerprint(config.tracked(cfg.to_dict()), [dataset])
     result = fit(task, settings, Path(outdir), fp, stop_after)
     if result.done:
@@ -59,12 +60,14 @@ def train(cfg: Section, dataset: str, outdir: Path, stop_after: int = 0) -> bool
 
 
 def finalise(task: PretrainTask, cfg: Section, dataset: str, outdir: Path, state: dict, wall: float) -> None:
-    """Best weights -> backbone.pt; test-split scores -> jet_scores.parquet; metrics.csv."""
+    """Best weights -> backbone.pt; test-split scores -> jet_scores.parquet; metrics.csv (written by rank 0)."""
     from hhfm.models import save_tagger
 
     name = task.task
     test_d = load_split(dataset, "test", name)
-    _, scores = task.predict(test_d)
+    _, scores = task.predict(test_d)  # all ranks: they share the windows
+    if not distributed.current().main:
+        return
     cols = test_d.cols
     frame = pd.DataFrame({"jet": test_d.rows, "score": scores.astype(np.float32),
                           "label_xbb": cols["label_xbb"].numpy().astype(np.int8),
@@ -101,8 +104,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from hhfm.io import setup_logging
 
-    setup_logging()
+    setup_logging(level=logging.INFO if distributed.ranks_from_env().main else logging.WARNING)
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = config.load(args.config, args.runtime, sections=SECTIONS)
     train(cfg, args.dataset, Path(args.outdir), stop_after=args.stop_after)
+    distributed.shutdown()  # not on errors: the failing rank exits, and the launcher stops the others

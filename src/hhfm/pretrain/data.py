@@ -44,12 +44,19 @@ class JetSplit:
         return len(self.rows)
 
     def batches(self, batch_size: int, settings: StreamSettings, seed: int | None = None, epoch: int = 0,
-                multiple_of: int = 1, pin_memory: bool = False) -> Iterator[Batch]:
-        """Batches of the split (module docstring): shuffled by (seed, epoch), or in row order if seed is None."""
+                multiple_of: int = 1, pin_memory: bool = False, shard: tuple[int, int] = (0, 1),
+                by_window: bool = False) -> Iterator[Batch]:
+        """Batches of the split (module docstring): shuffled by (seed, epoch), or in row order if seed is None.
+
+        `shard` (rank, world): this rank's slice of every batch (training), or with `by_window` its
+        share of the windows (prediction: whole batches, gathered afterwards by position).
+        """
         windows = epoch_windows(len(self), settings, seed, epoch)
+        if by_window:
+            windows, shard = windows[shard[0]::shard[1]], (0, 1)
         prepare = _Prepare(self.path, self.rows, multiple_of)
         small = {k: v.numpy() for k, v in self.cols.items()}
-        ds = WindowDataset(self.path, self.rows, list(BIG), small, windows, batch_size, prepare)
+        ds = WindowDataset(self.path, self.rows, list(BIG), small, windows, batch_size, prepare, shard)
         return stream(ds, settings.workers, pin_memory)
 
 

@@ -17,7 +17,7 @@ from hhfm.config import Section
 from hhfm.features import JET_CLASSES, REGRESSION_TARGETS
 from hhfm.metrics import validation_metrics
 from hhfm.pretrain.data import JetSplit, regression_transform, signal_of
-from hhfm.training import autocast, build_optimizer
+from hhfm.training import autocast, build_optimizer, distributed
 from hhfm.training.stream import Batch, StreamSettings
 
 
@@ -92,8 +92,10 @@ class PretrainTask:
 
     def batches(self, epoch: int) -> Iterator[Batch]:
         """Training batches; their order depends on (seed, epoch) only (hhfm.training.stream)."""
+        ranks = distributed.current()
         return self.train_d.batches(self.p.batch_size, self.stream, seed=self.seed * 100003, epoch=epoch,
-                                    multiple_of=self.mult, pin_memory=self.device.type == "cuda")
+                                    multiple_of=self.mult, pin_memory=self.device.type == "cuda",
+                                    shard=(ranks.rank, ranks.world))
 
     def loss(self, batch: Batch) -> tuple[torch.Tensor, int]:
         dev = self.device
@@ -107,15 +109,23 @@ class PretrainTask:
 
     @torch.no_grad()
     def predict(self, data: JetSplit) -> tuple[float, np.ndarray]:
-        """(mean loss, Xbb scores in row order) over a split, eval mode."""
-        model, total, scores = self.run_model, 0.0, []
+        """(mean loss, Xbb scores in row order) over a split, eval mode; DDP ranks share the windows."""
+        model, total, scores, pos = self.run_model, 0.0, [], []
         model.eval()
         mult = 8 if self.device.type == "cuda" else 1
+        ranks = distributed.current()
         for batch in data.batches(self.p.eval_batch_size, self.stream, multiple_of=mult,
-                                  pin_memory=self.device.type == "cuda"):
+                                  pin_memory=self.device.type == "cuda", shard=(ranks.rank, ranks.world),
+                                  by_window=True):
             dev = self.device
             with autocast(dev):
                 logits = model(batch["x"].to(dev), batch["v"].to(dev), batch["mask"].to(dev))
             total += float(self.loss_fn(logits, self.loss_fn.targets(batch).to(dev))) * len(batch["pos"])
-            scores.append(self.model.xbb_score(logits).float().cpu())
-        return total / len(data), torch.cat(scores).numpy()
+            scores.append(self.model.xbb_score(logits).float().cpu().numpy())
+            pos.append(batch["pos"].numpy())
+        if not ranks.enabled:
+            return total / len(data), np.concatenate(scores)
+        (total,) = distributed.all_reduce_sum([total])
+        _, scores_all = distributed.gather_by_position(np.concatenate(pos or [np.empty(0, np.int64)]),
+                                                      np.concatenate(scores or [np.empty(0, np.float32)]))
+        return total / len(data), scores_all

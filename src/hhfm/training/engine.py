@@ -5,6 +5,10 @@ epoch (a pure function of the seed and the epoch, so a resumed run sees the same
 of a batch and the validation. `fit` owns the rest: LR schedule, early stopping on the validation
 loss, best weights, progress, per-epoch history (metrics.csv), RNG state and an atomic checkpoint
 after every epoch from which a killed run resumes bit-identically on CPU.
+
+Distributed data parallel (hhfm.training.distributed) lives here too: with more than one rank, each
+rank's `batches` are its slices of the global batches, `fit` sums gradients and example counts
+over ranks every step, and only rank 0 writes the checkpoint and metrics.csv.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from tqdm import tqdm
 from hhfm.errors import InputError
 from hhfm.layout import CHECKPOINT, HISTORY_COLUMNS
 from hhfm.training import checkpoint as ckpt
+from hhfm.training import distributed
 from hhfm.training.optim import set_base_lrs
 
 log = logging.getLogger("hhfm.training")
@@ -102,9 +107,11 @@ def _train_epoch(task: TrainTask, settings: FitSettings, state: dict, epoch: int
     if sched.unit == "epoch":
         _set_lr(task.optimizer, lr_factor(epoch - 1, settings.max_epochs, sched))
     task.model.train()
+    ranks = distributed.current()
+    params = [p for g in task.optimizer.param_groups for p in g["params"]]
     total, count = 0.0, 0
     bar = tqdm(task.batches(epoch), desc=f"{settings.desc} epoch {epoch}/{settings.max_epochs}",
-               mininterval=5.0, leave=False)
+               mininterval=5.0, leave=False, disable=not ranks.main)
     for batch in bar:
         if sched.unit == "step":
             _set_lr(task.optimizer, lr_factor(state["step"], total_steps, sched))
@@ -112,12 +119,17 @@ def _train_epoch(task: TrainTask, settings: FitSettings, state: dict, epoch: int
         if not torch.isfinite(loss):
             raise InputError(f"non-finite training loss at epoch {epoch} (check the inputs and the learning rate)")
         task.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if ranks.enabled:  # gradient of the local loss sum; summed over ranks and divided by the global count
+            (loss * n).backward()
+            distributed.all_reduce_gradients(params, n)
+        else:
+            loss.backward()
         task.optimizer.step()
         state["step"] += 1
         total += float(loss.detach()) * n
         count += n
         bar.set_postfix(loss=f"{total / count:.4f}")
+    total, count = distributed.all_reduce_sum([total, float(count)])
     return total / max(count, 1)
 
 
@@ -157,6 +169,7 @@ def fit(task: TrainTask, settings: FitSettings, outdir: Path, fp: str, stop_afte
 
     On return with done=True the task's model holds the best weights (lowest validation loss).
     """
+    ranks = distributed.current()
     outdir.mkdir(parents=True, exist_ok=True)
     path = outdir / CHECKPOINT
     set_base_lrs(task.optimizer)
@@ -165,9 +178,12 @@ def fit(task: TrainTask, settings: FitSettings, outdir: Path, fp: str, stop_afte
     if blob is not None:
         task.model.load_state_dict(blob["model"])
         task.optimizer.load_state_dict(blob["optimizer"])
-        ckpt.set_rng_state(blob["rng"])
+        rng = blob["rng"]  # one state per rank of the run that wrote it
+        rng = rng if isinstance(rng, dict) else rng[ranks.rank if len(rng) == ranks.world else 0]
+        ckpt.set_rng_state(rng)
         state = blob["state"]
         log.info("resuming %s after epoch %d", path, state["epoch"])
+    distributed.broadcast_parameters(task.model)
     t_start, elapsed_before, epochs_this_run = time.perf_counter(), state["elapsed_s"], 0
     while not state["done"]:
         if stop_after and epochs_this_run >= stop_after:
@@ -177,9 +193,12 @@ def fit(task: TrainTask, settings: FitSettings, outdir: Path, fp: str, stop_afte
         train_loss = _train_epoch(task, settings, state, epoch)
         _end_epoch(task, settings, state, epoch, train_loss, t0)
         state["elapsed_s"] = elapsed_before + time.perf_counter() - t_start
-        ckpt.save(path, {"fingerprint": fp, "model": task.model.state_dict(), "optimizer": task.optimizer.state_dict(),
-                         "rng": ckpt.rng_state(), "state": state})
-        write_history(outdir / "metrics.csv", state["history"])
+        rng = distributed.all_gather_objects(ckpt.rng_state())
+        if ranks.main:
+            ckpt.save(path, {"fingerprint": fp, "model": task.model.state_dict(),
+                             "optimizer": task.optimizer.state_dict(), "rng": rng[0] if len(rng) == 1 else rng,
+                             "state": state})
+            write_history(outdir / "metrics.csv", state["history"])
         epochs_this_run += 1
     task.model.load_state_dict(state["best"])
     return FitResult(True, state, elapsed_before)

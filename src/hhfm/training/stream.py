@@ -6,7 +6,8 @@ consecutive rows; the full chunks are permuted (the short tail chunk goes last);
 consecutive chunks form a window, the shuffle buffer; a window's rows are permuted and cut into
 batches. One window is one item of a map-style Dataset, so the DataLoader hands the windows back in
 plan order whatever the number of workers: batches never depend on `workers`, and a resumed epoch
-sees the same batches. Memory: one window of the big per-jet arrays (chunk_jets x window_chunks
+sees the same batches. With several DDP ranks every rank plans the same global batches and reads
+only its slice of each (`shard`); batches smaller than the number of ranks are left out. Memory: one window of the big per-jet arrays (chunk_jets x window_chunks
 jets; 8.5 kB each at 100 particles) per worker and prefetched item, whatever the dataset's size.
 """
 
@@ -50,22 +51,30 @@ def epoch_windows(n: int, s: StreamSettings, seed: int | None = None, epoch: int
             for k in range(0, len(chunks), s.window_chunks)]
 
 
-def n_batches(n: int, batch_size: int, s: StreamSettings) -> int:
+def cut(pos: np.ndarray, batch_size: int, world: int = 1) -> list[np.ndarray]:
+    """A window's positions cut into global batches; with `world` > 1 ranks, those with >= world jets."""
+    batches = [pos[a:a + batch_size] for a in range(0, len(pos), batch_size)]
+    return [b for b in batches if len(b) >= world] if world > 1 else batches
+
+
+def n_batches(n: int, batch_size: int, s: StreamSettings, world: int = 1) -> int:
     """Batches per epoch (the same every epoch: only the last window can be shorter)."""
-    return sum(-(-len(w) // batch_size) for w in epoch_windows(n, s))
+    return sum(len(cut(w, batch_size, world)) for w in epoch_windows(n, s))
 
 
 class WindowDataset(torch.utils.data.Dataset):
     """Item k: the batches of window k, each {big arrays read from /jets, small columns, "pos"}.
 
     `rows` are the selected rows of /jets (sorted); `small` holds per-jet columns already in memory
-    (aligned with `rows`); `prepare` runs on every batch in the worker (trimming, checks).
+    (aligned with `rows`); `prepare` runs on every batch in the worker (trimming, checks); `shard`
+    (rank, world): this rank's slice [rank::world] of every global batch.
     """
 
     def __init__(self, path: str, rows: np.ndarray, big: list[str], small: Mapping[str, np.ndarray],
-                 windows: list[np.ndarray], batch_size: int, prepare: Callable[[Batch], Batch] | None = None):
+                 windows: list[np.ndarray], batch_size: int, prepare: Callable[[Batch], Batch] | None = None,
+                 shard: tuple[int, int] = (0, 1)):
         self.path, self.rows, self.big, self.small = str(path), rows, big, small
-        self.windows, self.batch_size, self.prepare = windows, batch_size, prepare
+        self.windows, self.batch_size, self.prepare, self.shard = windows, batch_size, prepare, shard
         self._file: h5py.File | None = None
         self._pid = -1
 
@@ -78,16 +87,18 @@ class WindowDataset(torch.utils.data.Dataset):
         return self._file["jets"]
 
     def __getitem__(self, k: int) -> list[Batch]:
-        pos = self.windows[k]
+        rank, world = self.shard
+        parts = [b[rank::world] for b in cut(self.windows[k], self.batch_size, world)]
+        pos = np.concatenate(parts) if parts else np.empty(0, np.int64)
         order = np.argsort(pos, kind="stable")
         inverse = np.empty_like(order)
         inverse[order] = np.arange(len(order))
         jets = self._jets()  # read in blocks of READ_BLOCK file rows: a bounded transient, whatever the split's density
         data = {name: read_rows(jets[name], self.rows[pos[order]], READ_BLOCK)[inverse] for name in self.big}
-        out = []
-        for a in range(0, len(pos), self.batch_size):
-            p = pos[a:a + self.batch_size]
-            batch = {name: torch.from_numpy(np.ascontiguousarray(v[a:a + self.batch_size])) for name, v in data.items()}
+        out, a = [], 0
+        for p in parts:
+            batch = {name: torch.from_numpy(np.ascontiguousarray(v[a:a + len(p)])) for name, v in data.items()}
+            a += len(p)
             batch.update({name: torch.from_numpy(np.asarray(v[p])) for name, v in self.small.items()})
             batch["pos"] = torch.from_numpy(p.astype(np.int64))
             out.append(self.prepare(batch) if self.prepare else batch)
