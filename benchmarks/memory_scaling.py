@@ -1,10 +1,10 @@
 """Peak memory of pretraining vs dataset size, and streaming vs in-memory loading throughput.
 
-    python benchmarks/memory_scaling.py [--jets 16000] [--steps 40] [--batch 64]
+    python benchmarks/memory_scaling.py [--jets 16000] [--steps 40] [--batch 64] [--model laptop|full]
 
 Writes a dataset.h5 of `--jets` synthetic jets (100 particle slots, 10-100 real) and one 4x larger
 (the same jets four times), then runs, each in a fresh process, `--steps` pretraining steps of the
-laptop-scale ParT (hhfm.pretrain.task.PretrainTask: same model, loss and optimiser) with
+laptop-scale (--model full: the paper's) ParT (hhfm.pretrain.task.PretrainTask: same model, loss, optimiser) with
   - stream: the jets read window by window from the file (hhfm.training.stream, what pretraining does),
   - memory: the whole train split read into tensors first, then random batches (the loading before
     streaming existed),
@@ -40,9 +40,8 @@ from hhfm.training.stream import StreamSettings
 def peak_mb():
     return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1]) / 1024
 
-mode, path, steps, bs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+mode, path, steps, bs, model = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5])
 torch.set_num_threads(1)
-model = {{"embed_dims": [64, 128, 64], "pair_embed_dims": [32, 32], "num_heads": 4, "num_layers": 3, "num_cls_layers": 1}}
 cfg = config.load({{"seed": 1, "pretrain": {{"batch_size": bs}}, "model": model}}, {{}}, ["seed", "pretrain", "model"])
 stream = StreamSettings(1024, 16, 0)
 t0 = time.perf_counter()
@@ -102,10 +101,16 @@ def write(path: Path, jets: int, copies: int, seed: int = 0) -> None:
         f.attrs["skim_params"] = json.dumps({"window_applies_to": "pretraining"})
 
 
-def measure(mode: str, path: Path, steps: int, batch: int) -> dict:
+#: --model: the laptop-scale ParT (config.yaml) or the full-size one (schema defaults, configs/paper.yaml)
+MODELS = {"laptop": {"embed_dims": [64, 128, 64], "pair_embed_dims": [32, 32], "num_heads": 4, "num_layers": 3,
+                     "num_cls_layers": 1},
+          "full": {}}
+
+
+def measure(mode: str, path: Path, steps: int, batch: int, model: str = "laptop") -> dict:
     code = WORKER.format(src=str(ROOT / "src"))
-    out = subprocess.run([sys.executable, "-c", code, mode, str(path), str(steps), str(batch)],
-                         capture_output=True, text=True, check=True).stdout
+    argv = [sys.executable, "-c", code, mode, str(path), str(steps), str(batch), json.dumps(MODELS[model])]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -114,13 +119,14 @@ def main() -> None:
     ap.add_argument("--jets", type=int, default=16000, help="jets of the 1x dataset")
     ap.add_argument("--steps", type=int, default=40, help="training steps measured")
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--model", choices=sorted(MODELS), default="laptop", help="ParT size (full = the paper's)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="memory_scaling_"))
     paths = {1: tmp / "x1.h5", 4: tmp / "x4.h5"}
     for copies, p in paths.items():
         write(p, args.jets, copies)
-    res = {(mode, k): measure(mode, p, args.steps, args.batch) for k, p in paths.items() for mode in ("stream", "memory")}
-    print(f"{args.steps} steps of {args.batch} jets, laptop-scale ParT, 1 thread; datasets {args.jets} and "
+    res = {(mode, k): measure(mode, p, args.steps, args.batch, args.model) for k, p in paths.items() for mode in ("stream", "memory")}
+    print(f"{args.steps} steps of {args.batch} jets, {args.model} ParT, 1 thread; datasets {args.jets} and "
           f"{4 * args.jets} jets ({paths[1].stat().st_size / 1e6:.0f} / {paths[4].stat().st_size / 1e6:.0f} MB)")
     print(f"{'mode':8} {'dataset':>8} {'peak RSS MB':>12} {'jets/s (steps)':>15} {'jets/s (with load)':>19}")
     for (mode, k), r in res.items():

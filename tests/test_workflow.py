@@ -126,7 +126,8 @@ def test_every_rule_declares_resources():
         body = rules[name]
         for key in ("threads:", "mem_mb=", "runtime=", "log:", "benchmark:"):
             assert key in body, f"rule {name} does not declare {key.rstrip(':=')}"
-        assert ("gpu=1" in body) == (name in GPU_RULES), f"rule {name}: gpu=1 only (and always) on GPU rules"
+        gpu = re.search(r'gpu=(1|train_resource\("gpu", 1\)),', body)  # train_resource: gpu=1 for one rank
+        assert bool(gpu) == (name in GPU_RULES), f"rule {name}: gpu=1 only (and always) on GPU rules"
 
 
 def test_dry_run_default_lists_whole_dag():
@@ -286,6 +287,39 @@ def test_tiny_run_on_slurm(tiny_run):
     check_final_outputs(tiny_run)
 
 
+def test_two_task_ddp_pretraining_on_slurm(tiny_run, tmp_path):
+    """distributed.tasks_per_node 2 (CPU ranks): `--profile slurm` submits one job with 2 tasks, the launcher
+    starts both ranks with srun, and the backbone's outputs follow the contract."""
+    if not tiny_run["slurm"]:
+        pytest.skip("no SLURM cluster (start one with tests/slurm/cluster.sh; CI sets HHFM_SLURM_TEST=1)")
+    from hhfm.layout import HISTORY_COLUMNS, JET_SCORE_COLUMNS
+    from hhfm.models import load_tagger
+
+    workdir = completed(tiny_run)
+    copy = tmp_path / "run"
+    shutil.copytree(workdir, copy, symlinks=True, ignore=shutil.ignore_patterns("slurm_logs", "locks", "incomplete"))
+    overlay = tmp_path / "ddp.yaml"
+    overlay.write_text(yaml.safe_dump({"distributed": {"tasks_per_node": 2, "gpus_per_task": 0}}))
+    target = "results/pretrain/xbb/backbone.pt"
+    before = (copy / target).stat().st_mtime_ns
+    smk(target, "--snakefile", str(REPO / "Snakefile"), "--directory", str(copy), *configs(overlay),
+        "--forcerun", "pretrain_backbone", "--profile", str(REPO / "profiles/slurm"), "--jobs", "1",
+        "--slurm-init-seconds-before-status-checks", "2", check=True, timeout=900)
+    jobs = [j for j in slurm_jobs(copy) if j["Comment"].startswith("rule_pretrain_backbone")]
+    assert len(jobs) == 1 and jobs[0]["JobState"] == "COMPLETED", jobs
+    assert jobs[0]["NumTasks"] == "2", jobs[0]
+    log = (copy / "logs/pretrain/xbb.log").read_text()
+    assert "launch: srun" in log and "2 rank(s)" in log, log[-3000:]
+    out = copy / "results/pretrain/xbb"
+    assert (out / "backbone.pt").stat().st_mtime_ns > before
+    tagger, meta = load_tagger(out / "backbone.pt")
+    assert meta["n_test_jets"] > 0 and tagger.task == "xbb"
+    assert list(pd.read_csv(out / "metrics.csv").columns) == HISTORY_COLUMNS
+    scores = pd.read_parquet(out / "jet_scores.parquet")
+    assert list(scores.columns) == JET_SCORE_COLUMNS and len(scores) == meta["n_test_jets"]
+    assert scores["jet"].is_unique and scores["score"].between(0, 1).all()
+
+
 def check_final_outputs(tiny_run: dict) -> None:
     workdir = tiny_run["workdir"]
     again = smk("all", *tiny_run["common"], *configs(), "-n", check=True)
@@ -374,7 +408,7 @@ def runtime_keys() -> list[tuple[str, str]]:
     """(section, key) of every option the schema marks `x-runtime` (cannot change a result)."""
     props = yaml.safe_load(SCHEMA.read_text())["properties"]
     return [(sec, key) for sec, sub in props.items() for key, prop in sub.get("properties", {}).items()
-            if prop.get("x-runtime")]
+            if prop.get("x-runtime") or sub.get("x-runtime")]  # a runtime section: all its keys
 
 
 def test_runtime_options_rerun_nothing(tiny_run, tmp_path):
@@ -384,7 +418,9 @@ def test_runtime_options_rerun_nothing(tiny_run, tmp_path):
     assert {("skim", "chunk_size"), ("heads", "embed_batch_size")} <= set(keys)
     overlay = {"skim": {"chunk_size": 7, "reader": "coffea", "file_compression": "gzip",
                         "remote": {"retries": 0, "backoff_s": 0.5, "connect_timeout_s": 3.0}},
-               "heads": {"embed_batch_size": 3, "device": "cpu"}, "pretrain": {"device": "cpu", "loader_workers": 2}}
+               "heads": {"embed_batch_size": 3, "device": "cpu", "loader_workers": 2},
+               "pretrain": {"device": "cpu", "loader_workers": 2},
+               "distributed": {"nodes": 2, "tasks_per_node": 4, "gpus_per_task": 2}}
     assert {(sec, key) for sec, sub in overlay.items() for key in sub} == set(keys), "overlay misses a runtime key"
     plan = rerun_plan(tiny_run, tmp_path, overlay)
     assert not plan, f"runtime-only options rerun {dict(plan)}"

@@ -195,9 +195,15 @@ def train_resource(key, single=None):
         n, r, g = d["nodes"], d["tasks_per_node"], d["gpus_per_task"]
         if n * r == 1 or not runs_backbone(wildcards):
             return "1x1x1" if key == "ranks" else single
-        return {"ranks": f"{n}x{r}x{g}", "mpi": "srun", "nodes": n, "tasks_per_node": r,
-                "gres": f"gpu:{r * g}" if g else None, "gpu": None,
-                "mem_mb": single * r if single else None}.get(key)
+        return {
+            "ranks": f"{n}x{r}x{g}",
+            "mpi": "srun",
+            "nodes": n,
+            "tasks_per_node": r,
+            "gres": f"gpu:{r * g}" if g else None,
+            "gpu": None,
+            "mem_mb": single * r if single else None,
+        }.get(key)
 
     return value
 

@@ -7,8 +7,9 @@ consecutive chunks form a window, the shuffle buffer; a window's rows are permut
 batches. One window is one item of a map-style Dataset, so the DataLoader hands the windows back in
 plan order whatever the number of workers: batches never depend on `workers`, and a resumed epoch
 sees the same batches. With several DDP ranks every rank plans the same global batches and reads
-only its slice of each (`shard`); batches smaller than the number of ranks are left out. Memory: one window of the big per-jet arrays (chunk_jets x window_chunks
-jets; 8.5 kB each at 100 particles) per worker and prefetched item, whatever the dataset's size.
+only its slice of each (`shard`); batches smaller than the number of ranks are left out. Memory:
+one window of the big per-jet arrays (chunk_jets x window_chunks jets; 8.5 kB each at 100
+particles) per worker and prefetched item, whatever the dataset's size.
 """
 
 from __future__ import annotations
@@ -105,8 +106,8 @@ class WindowDataset(torch.utils.data.Dataset):
         return out
 
 
-def stream(dataset: WindowDataset, workers: int = 0, pin_memory: bool = False) -> Iterator[Batch]:
-    """The dataset's batches, window after window, read ahead by `workers` processes (0: in this one)."""
+def stream(dataset: torch.utils.data.Dataset, workers: int = 0, pin_memory: bool = False) -> Iterator[Batch]:
+    """Batches of a dataset whose items are lists of batches (a window each), read ahead by `workers` processes."""
     loader = torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
                                          pin_memory=pin_memory, prefetch_factor=2 if workers else None)
     for window in loader:
