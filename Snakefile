@@ -52,6 +52,7 @@ include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/heads.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/limits.smk"
+include: "workflow/rules/represent.smk"
 include: "workflow/rules/plots.smk"
 
 

@@ -128,15 +128,19 @@ def test_two_rank_finetuned_head_matches_one_process(runs, tiny_dataset, tmp_pat
     heads = {"seed": TINY_SEED, "heads": {"batch_size": 32, "max_epochs_backbone": 1, "min_events_per_epoch": 64,
                                           "phi_width": 16, "phi_layers": 2, "rho_width": 16, "rho_layers": 2,
                                           "val_min_events": 20, "stream": {"chunk_events": 16, "window_chunks": 2}}}
-    scores = {}
+    scores, records = {}, {}
     for ranks in ("1x1x0", "1x2x0"):
         out = tmp_path / ranks
         launch(ranks, "train-head", "--config", json.dumps(heads), "--model", "embedding-finetuned", "--fraction",
                "1.0", "--seed", "0", "--dataset", str(tiny_dataset), "--backbone", str(runs["one"] / "backbone.pt"),
                "--outdir", str(out))
         scores[ranks] = pd.read_parquet(out / "scores.parquet")
-        assert json.loads((out / "run.json").read_text())["n_test_events"] == len(scores[ranks])
+        records[ranks] = json.loads((out / "run.json").read_text())
+        assert records[ranks]["n_test_events"] == len(scores[ranks])
     a, b = scores["1x1x0"], scores["1x2x0"]
+    # compute accounting: the ranks' shares add up to the one process's FLOPs; the record names the ranks
+    assert [records[r]["n_ranks"] for r in ("1x1x0", "1x2x0")] == [1, 2]
+    assert records["1x2x0"]["train_flops"] == pytest.approx(records["1x1x0"]["train_flops"], rel=1e-9)
     assert (a["event"].to_numpy() == b["event"].to_numpy()).all()
     np.testing.assert_allclose(b["logit"], a["logit"], rtol=1e-4, atol=1e-4)
 

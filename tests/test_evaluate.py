@@ -223,3 +223,36 @@ def test_aggregated_errors_and_efficiency_interval_by_hand():
     assert row["bound"] == "exact"
     agg_rows[0]["capped"] = True
     assert data_efficiency(pd.DataFrame(agg_rows), "standard").iloc[0]["bound"] == "capped"
+
+
+def test_compute_accounting_tables():
+    """Totals with pretraining in full / amortised, and the compute to reach the reference (log interpolation)."""
+    from hhfm.evaluate.compute import compute_table, compute_to_reference
+
+    def run(model, fraction, flops, pre):
+        rep, strategy = ("fj_doubleb", "standard") if model == "standard" else model.split("-")
+        return {"model": model, "representation": rep, "strategy": strategy, "fraction": fraction, "seed": 0,
+                "n_train_events": int(1000 * fraction), "n_ranks": 1, "device": "cpu", "wall_time_s": 1.0,
+                "train_flops": flops, "pretrain_flops": pre, "pretrain_wall_time_s": None if pre is None else 5.0}
+
+    runs = [run("standard", 0.1, 1e6, None), run("standard", 1.0, 1e7, None),
+            run("embedding-finetuned", 0.1, 1e9, 9e10), run("embedding-finetuned", 1.0, 1e11, 9e10)]
+    rej = {("standard", 0.1): 40.0, ("standard", 1.0): 100.0, ("embedding-finetuned", 0.1): 50.0,
+           ("embedding-finetuned", 1.0): 200.0}
+    metrics = pd.DataFrame([{"model": m, "fraction": f, "seed": 0, "mass": "all", "metric": "rej90", "value": v,
+                             "lo": v - 1, "hi": v + 1} for (m, f), v in rej.items()])
+    table = compute_table(runs, metrics, amortise_over=10)
+    ft = table[table["model"] == "embedding-finetuned"].set_index("fraction")
+    assert ft.loc[0.1, "flops_full"] == pytest.approx(1e9 + 9e10) and ft.loc[0.1, "flops_amortised"] == pytest.approx(1e9 + 9e9)
+    assert ft.loc[1.0, "rej90"] == 200 and ft.loc[1.0, "rej90_lo"] == 199
+    std = table[table["model"] == "standard"]
+    assert (std["flops_full"] == std["train_flops"]).all()  # nothing to pretrain
+    reach = compute_to_reference(table, "standard").set_index("accounting")
+    # 100 lies 1/3 of the way from 50 to 200: flops = x0 * (x1 / x0) ** (1/3) in each accounting
+    for acc, (x0, x1) in {"full": (9.1e10, 1.9e11), "amortised": (1e10, 1.09e11)}.items():
+        assert reach.loc[acc, "flops_model"] == pytest.approx(x0 * (x1 / x0) ** (1 / 3), rel=1e-9)
+        assert reach.loc[acc, "ratio"] == pytest.approx(reach.loc[acc, "flops_model"] / 1e7)
+        assert reach.loc[acc, "bound"] == "exact" and reach.loc[acc, "target"] == 100
+    never = compute_to_reference(table.assign(rej90=table["rej90"].where(table["model"] == "standard", 10.0)),
+                                 "standard")
+    assert (never["bound"] == "more_than").all()

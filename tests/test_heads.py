@@ -16,7 +16,7 @@ from hhfm.cli import main as hhfm_main
 from hhfm.dataset import read_rows
 from hhfm.errors import ConfigError, InputError
 from hhfm.heads.data import HeadData, val_fraction
-from hhfm.heads.model import DeepSetsHead, EventClassifier, build_head, parse_model
+from hhfm.heads.model import DeepSetsHead, EventClassifier, build_head, load_run_tagger, parse_model
 from hhfm.heads.task import build_model
 from hhfm.layout import HISTORY_COLUMNS, RUN_FIELDS, SCORE_COLUMNS
 from hhfm.metrics import auc
@@ -223,6 +223,16 @@ def test_end_to_end_run_lowers_loss(model, dataset, backbone, embeddings, tmp_pa
     assert run["wall_time_s"] > 0 and run["device"].startswith("cpu")
     assert run["backbone"] == (None if model == "standard" else str(backbone))
     assert run["backbone_task"] == (None if model == "standard" else "xbb")
+    # compute accounting: this run's FLOPs; the pretraining's own record for a pretrained backbone
+    assert run["n_ranks"] == 1 and run["train_flops"] > 0
+    pre = None if model == "standard" or model.endswith("scratch") else load_tagger(backbone)[1]["compute"]
+    assert run["pretrain_flops"] == (pre and pre["train_flops"]) and run["pretrain_wall_time_s"] == (pre and pre["wall_time_s"])
+    # model.pt: the run's own tagger for backbones trained in the loop, nothing for heads on a cache
+    tagger = load_run_tagger(out / "model.pt")
+    assert (tagger is None) == (model == "standard" or frozen)
+    if tagger is not None and run["best_epoch"] == run["epochs_run"]:
+        latest = tagger_state(out / "checkpoint.pt")
+        assert all(torch.equal(t, latest[k]) for k, t in tagger.state_dict().items())
 
 
 def test_resume_after_interruption_gives_same_result(dataset, backbone, tmp_path):

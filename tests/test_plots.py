@@ -37,7 +37,10 @@ def _write_runs(root: Path, fractions=(0.1, 1.0), seeds=(0, 1)) -> tuple[list[Pa
                 d = root / "heads" / model / f"f{fraction:g}_s{seed}"
                 d.mkdir(parents=True)
                 run = {"model": model, "representation": rep, "strategy": strat, "fraction": fraction,
-                       "seed": seed, "n_train_events": int(5000 * fraction)}
+                       "seed": seed, "n_train_events": int(5000 * fraction), "n_ranks": 1, "device": "cpu",
+                       "wall_time_s": 10.0, "train_flops": 1e9 * fraction * (100 if strat != "standard" else 1),
+                       "pretrain_flops": None if model == "standard" else 5e11,
+                       "pretrain_wall_time_s": None if model == "standard" else 50.0}
                 (d / "run.json").write_text(json.dumps(run))
                 scores = _scores(rng, sep * (0.5 + fraction))
                 scores.to_parquet(d / "scores.parquet")
@@ -62,6 +65,24 @@ def _jets(rng, n=500):
                          "fj_pt": rng.uniform(300, 900, n), "fj_sdmass": rng.uniform(40, 200, n)})
 
 
+def _represent_tables(summary: Path, fractions) -> None:
+    """Hand-made cka.csv, embedding_auc.csv and latent.parquet (hhfm.represent's columns)."""
+    rng = np.random.default_rng(2)
+    layers = ["embed", "block1", "cls1", "output"]
+    run = {"model": "embedding-finetuned", "representation": "embedding", "strategy": "finetuned", "seed": 0}
+    cka = [{**run, "fraction": f, "n_train_events": int(5000 * f), "layer_a": a, "layer_b": b,
+            "cka": (1.0 if a == b else 0.6) - 0.1 * f} for f in fractions for a in layers for b in layers]
+    pd.DataFrame(cka).to_csv(summary / "cka.csv", index=False)
+    auc = [{"embedding": e, **(run if e != "pretrained" else dict.fromkeys(run)), "fraction": 1.0, "n_train_events": 5000,
+            "dim": d, "auc": rng.uniform(0.3, 0.8)} for e in ("pretrained", "embedding-finetuned") for d in range(16)]
+    pd.DataFrame(auc).to_csv(summary / "embedding_auc.csv", index=False)
+    n = 80
+    pd.DataFrame({"embedding": np.repeat(["pretrained", "embedding-finetuned f=1 s=0"], n), "jet": np.tile(np.arange(n), 2),
+                  "label_class": rng.integers(-1, 6, 2 * n), "label_xbb": rng.integers(-1, 2, 2 * n),
+                  "event_label": rng.integers(0, 2, 2 * n), "x": rng.normal(size=2 * n),
+                  "y": rng.normal(size=2 * n)}).to_parquet(summary / "latent.parquet")
+
+
 def _hhfm(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "hhfm.cli", *args], capture_output=True, text=True)
 
@@ -72,10 +93,14 @@ def test_every_figure_written_from_tiny_tables(tmp_path, fractions, with_jets):
     summary = tmp_path / "summary"
     jets = tmp_path / "jet_scores.parquet"
     _jets(np.random.default_rng(1)).to_parquet(jets)
-    res = _hhfm("summarise", "--inputs", *map(str, csvs), "--jet-scores", f"xbb={jets}", "--outdir", str(summary))
+    res = _hhfm("summarise", "--inputs", *map(str, csvs), "--jet-scores", f"xbb={jets}", "--runs",
+                *(str(d / "run.json") for d in dirs), "--outdir", str(summary))
     assert res.returncode == 0, res.stderr
-    for name in ("metrics.csv", "metrics.parquet", "aggregated.csv", "data_efficiency.csv", "jet_metrics.csv"):
+    for name in ("metrics.csv", "metrics.parquet", "aggregated.csv", "data_efficiency.csv", "jet_metrics.csv",
+                 "compute.csv", "compute_to_reference.csv"):
         assert (summary / name).stat().st_size > 0
+    assert len(pd.read_csv(summary / "compute.csv")) == len(dirs)
+    _represent_tables(summary, fractions)
     eff = pd.read_csv(summary / "data_efficiency.csv")
     assert len(eff) == 2 * 3 * 4  # 2 models x (all, 1000, 2500) x (rej50, rej70, rej90, auc)
     jm = pd.read_csv(summary / "jet_metrics.csv")

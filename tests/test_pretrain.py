@@ -61,6 +61,23 @@ def test_outputs_follow_the_contract(tiny_pretrain_dir, tiny_dataset):
     assert np.allclose(again, saved, atol=1e-5)
 
 
+def test_compute_record_counts_every_jet_pass(tiny_pretrain_dir, tiny_dataset):
+    """train_flops = per epoch, 3 x forward FLOPs of every training jet + the forward of every validation jet,
+    from the jets' multiplicities in the dataset (hhfm.models.flops, itself checked against torch's counter)."""
+    from hhfm.models.flops import linear_flops_per_row, part_forward_flops
+
+    tagger, meta = load_tagger(tiny_pretrain_dir / "backbone.pt")
+    with h5py.File(tiny_dataset) as f:
+        def forward(split):
+            n = f["jets/mask"][:][jet_rows(f, split)].sum(1)
+            return part_forward_flops(tagger.backbone.config, n).sum() + len(n) * linear_flops_per_row(tagger.head)
+
+        per_epoch = 3 * forward("train") + forward("val")
+    rec = meta["compute"]
+    assert rec["train_flops"] == pytest.approx(meta["epochs_run"] * per_epoch, rel=1e-9)
+    assert rec["n_ranks"] == 1 and rec["device"].startswith("cpu") and rec["wall_time_s"] > 0
+
+
 def test_tiny_run_reduces_the_loss(tiny_dataset, tmp_path):
     cfg = quick_cfg(epochs=4, optimizer="adamw", lr=3e-3, warmup_steps=0, flat_fraction=1.0, max_train_jets=256)
     assert train(cfg, str(tiny_dataset), tmp_path)

@@ -333,6 +333,22 @@ def test_tiny_run_produces_every_plot(tiny_run):
     check_final_outputs(tiny_run)
 
 
+def test_tiny_run_has_representation_and_compute_tables(tiny_run):
+    """CKA for every run that trained its backbone, a compute record for every head run (README Stage: represent)."""
+    summary = completed(tiny_run) / "results/summary"
+    h = yaml.safe_load(TINY.read_text())["heads"]
+    trained = [m for m in h["models"] if m.endswith(("-finetuned", "-scratch"))]
+    cka = pd.read_csv(summary / "cka.csv")
+    assert sorted(set(zip(cka["model"], cka["fraction"]))) == sorted((m, f) for m in trained for f in h["fractions"])
+    assert cka["cka"].between(-1e-6, 1 + 1e-6).all()
+    compute = pd.read_csv(summary / "compute.csv")
+    assert len(compute) == len(h["models"]) * len(h["fractions"]) * len(h["seeds"])
+    assert (compute["train_flops"] > 0).all() and (compute["n_ranks"] == 1).all()
+    pretrained = compute["strategy"].isin(["frozen", "finetuned"]) & (compute["model"] != "standard")
+    assert (compute.loc[pretrained, "pretrain_flops"] > 0).all() and compute.loc[~pretrained, "pretrain_flops"].isna().all()
+    assert (compute["flops_full"] >= compute["flops_amortised"]).all()
+
+
 def test_report_has_every_figure_with_its_caption(tiny_run):
     """`snakemake --report` after a run: a self-contained HTML with every figure and its caption."""
     workdir = completed(tiny_run)
@@ -384,6 +400,13 @@ def test_plot_option_reruns_only_plots(tiny_run, tmp_path):
     key, value = changed_option("plots")
     plan = rerun_plan(tiny_run, tmp_path, {"plots": {key: value}})
     assert set(plan) - {"all"} == {"plots"}, f"changing plots.{key} reruns {dict(plan)}"
+
+
+def test_represent_option_reruns_represent_and_plots(tiny_run, tmp_path):
+    completed(tiny_run)
+    key, value = changed_option("represent")
+    plan = rerun_plan(tiny_run, tmp_path, {"represent": {key: value}})
+    assert set(plan) - {"all"} == {"represent", "plots"}, f"changing represent.{key} reruns {dict(plan)}"
 
 
 def test_head_option_reruns_heads_and_below(tiny_run, tmp_path):

@@ -75,6 +75,15 @@ def read_rows(dset: h5py.Dataset, rows: np.ndarray, block: int = 16384) -> np.nd
     return out
 
 
+def multiplicities(mask: h5py.Dataset, rows: np.ndarray, block: int = 16384) -> np.ndarray:
+    """Real particles per jet (len(rows),) int32 of sorted unique `rows` of /jets/mask, read block by block
+    (bounded memory at any scale: only the counts are kept)."""
+    out = np.empty(len(rows), np.int32)
+    for a in range(0, len(rows), block):
+        out[a:a + block] = read_rows(mask, rows[a:a + block], block).sum(1)
+    return out
+
+
 def open_dataset(path: str | os.PathLike) -> h5py.File:
     """Open a dataset read-only; a missing or unreadable file raises InputError naming it."""
     path = Path(path)

@@ -35,7 +35,8 @@ HEAD_SCORES = HEAD_RUN + "/scores.parquet"
 HEAD_VAL_SCORES = HEAD_RUN + "/val_scores.parquet"
 HEAD_HISTORY = HEAD_RUN + "/metrics.csv"
 HEAD_RUN_JSON = HEAD_RUN + "/run.json"
-HEAD_FILES = (HEAD_SCORES, HEAD_VAL_SCORES, HEAD_HISTORY, HEAD_RUN_JSON)
+HEAD_MODEL = HEAD_RUN + "/model.pt"  # best weights of the head (+ its jet tagger), hhfm.heads.model.save_event_model
+HEAD_FILES = (HEAD_SCORES, HEAD_VAL_SCORES, HEAD_HISTORY, HEAD_RUN_JSON, HEAD_MODEL)
 #: resumable training state inside a training output directory (not a declared output)
 CHECKPOINT = "checkpoint.pt"
 
@@ -45,8 +46,11 @@ LIMITS_WORKSPACES = "results/limits/{model}/f{fraction}_s{seed}"
 
 SUMMARY_DIR = "results/summary"
 SUMMARY_TABLES = {name: f"{SUMMARY_DIR}/{name}" for name in
-                  ("metrics.csv", "metrics.parquet", "aggregated.csv", "data_efficiency.csv", "jet_metrics.csv")}
+                  ("metrics.csv", "metrics.parquet", "aggregated.csv", "data_efficiency.csv", "jet_metrics.csv",
+                  "compute.csv", "compute_to_reference.csv")}
 LIMITS_SUMMARY = f"{SUMMARY_DIR}/limits.csv"
+#: the representation study's tables (hhfm.represent)
+REPRESENT_TABLES = {name: f"{SUMMARY_DIR}/{name}" for name in ("cka.csv", "embedding_auc.csv", "latent.parquet")}
 PLOTS_DIR = "results/plots"
 
 
@@ -79,7 +83,7 @@ HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_auc", "val_rej50", "v
 #: run.json of a head run: every field, in order
 RUN_FIELDS = ["model", "representation", "strategy", "fraction", "seed", "n_train_events", "n_val_events",
               "n_test_events", "epochs_run", "best_epoch", "wall_time_s", "device", "n_params_trainable",
-              "backbone", "backbone_task"]
+              "backbone", "backbone_task", "n_ranks", "train_flops", "pretrain_flops", "pretrain_wall_time_s"]
 #: columns identifying one head run in every tidy table (a prefix of RUN_FIELDS)
 RUN_COLUMNS = RUN_FIELDS[:6]
 
@@ -141,7 +145,7 @@ def read_parquet(path: str | Path, columns: list[str]):
     if missing:
         raise InputError(f"{path}: missing column(s) {missing}")
     for c in columns:
-        if df[c].isna().any() or (np.issubdtype(df[c].dtype, np.floating) and not np.isfinite(df[c]).all()):
+        if df[c].isna().any() or (pd.api.types.is_float_dtype(df[c].dtype) and not np.isfinite(df[c]).all()):
             raise InputError(f"{path}: column {c!r} contains NaN or infinite values")
     if len(df) == 0:
         raise InputError(f"{path}: table is empty")

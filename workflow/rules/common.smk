@@ -29,7 +29,7 @@ def validated_config():
 
 
 #: sections whose stages draw random numbers from the global seed
-SEEDED = {"simulate", "skim", "pretrain", "heads"}
+SEEDED = {"simulate", "skim", "pretrain", "heads", "represent"}
 
 
 def stage_config(*sections, **replace):
@@ -71,6 +71,21 @@ def head_runs(pattern=layout.HEAD_RUN):
         for f in h["fractions"]
         for s in h["seeds"]
     ]
+
+
+def backbone_runs(pattern=layout.HEAD_RUN):
+    """`pattern` filled for every head run whose backbone trains with the head (finetuned, scratch)."""
+    return [
+        path
+        for path, model in zip(head_runs(pattern), head_run_models())
+        if model.endswith(("-finetuned", "-scratch"))
+    ]
+
+
+def head_run_models():
+    """The model of each head run, in head_runs() order."""
+    h = config["heads"]
+    return [m for m in h["models"] for f in h["fractions"] for s in h["seeds"]]
 
 
 def heads_config():

@@ -28,6 +28,7 @@ rule evaluate_run:
 rule summarise:
     input:
         runs=head_runs(layout.EVALUATE_TABLE),
+        run_json=head_runs(layout.HEAD_RUN_JSON),
         jet_scores=[
             layout.task_path(layout.JET_SCORES, task) for task in pretrain_tasks()
         ],
@@ -49,7 +50,7 @@ rule summarise:
         outdir=lambda wildcards, output: os.path.dirname(output[0]),
     shell:
         "python -m hhfm.cli summarise --config '{params.config}' --inputs {input.runs} "
-        "--jet-scores {params.jet_scores} --outdir {params.outdir} > {log} 2>&1"
+        "--jet-scores {params.jet_scores} --runs {input.run_json} --outdir {params.outdir} > {log} 2>&1"
 
 
 rule evaluate:

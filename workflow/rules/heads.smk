@@ -33,6 +33,7 @@ rule train_head:
         val_scores=layout.HEAD_VAL_SCORES,
         metrics=layout.HEAD_HISTORY,
         run=layout.HEAD_RUN_JSON,
+        model=layout.HEAD_MODEL,
     log:
         "logs/train_head/{model}/f{fraction}_s{seed}.log",
     benchmark:

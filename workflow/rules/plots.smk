@@ -6,6 +6,7 @@ rule plots:
     input:
         summary=list(layout.SUMMARY_TABLES.values()),
         limits=layout.LIMITS_SUMMARY,
+        represent=list(layout.REPRESENT_TABLES.values()),
         files=[path for pattern in layout.HEAD_FILES for path in head_runs(pattern)],
         jet_scores=[
             layout.task_path(layout.JET_SCORES, task) for task in pretrain_tasks()
@@ -31,7 +32,7 @@ rule plots:
         mem_mb=4000,
         runtime=30,
     params:
-        config=stage_config("plots"),
+        config=stage_config("plots", "evaluate", "represent"),
         runs=head_runs(),
         jet_scores=jet_score_args(),
         summary=lambda wildcards, input: os.path.dirname(input.summary[0]),

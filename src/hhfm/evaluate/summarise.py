@@ -2,8 +2,9 @@
 
 Outputs in `--outdir`: metrics.csv / metrics.parquet (every row of every run), aggregated.csv
 (mean, sample std and count over seeds, errors combining seed spread and bootstrap, `capped`),
-data_efficiency.csv (see `data_efficiency`, with an interval `factor_lo`, `factor_hi`) and
-jet_metrics.csv (the pretrained tagger's score vs `fj_doubleb` on test jets).
+data_efficiency.csv (see `data_efficiency`, with an interval `factor_lo`, `factor_hi`),
+jet_metrics.csv (the pretrained tagger's score vs `fj_doubleb` on test jets), and the compute
+accounting from the runs' run.json: compute.csv and compute_to_reference.csv (hhfm.evaluate.compute).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pandas as pd
 from hhfm import config
 from hhfm.errors import InputError
 from hhfm.io import setup_logging
-from hhfm.layout import RUN_COLUMNS, SUMMARY_TABLES, read_parquet, write_table
+from hhfm.layout import RUN_COLUMNS, SUMMARY_TABLES, read_parquet, read_run, write_table
 from hhfm.metrics import binary_metrics
 
 log = logging.getLogger("hhfm.summarise")
@@ -34,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--inputs", nargs="+", required=True, help="per-run CSVs from `hhfm evaluate`")
     parser.add_argument("--jet-scores", nargs="*", default=[], metavar="TASK=PATH",
                         help="jet_scores.parquet of each pretrained backbone, named by its pretraining task")
+    parser.add_argument("--runs", nargs="*", default=[], help="run.json of every head run (compute accounting)")
     parser.add_argument("--outdir", required=True, help="summary directory (results/summary)")
 
 
@@ -152,6 +154,8 @@ def jet_metrics(paths: dict[str, str]) -> pd.DataFrame:
 
 
 def run(args: argparse.Namespace) -> None:
+    from hhfm.evaluate.compute import compute_table, compute_to_reference
+
     setup_logging()
     params = config.load(args.config, None, sections=["evaluate"]).evaluate
     outdir = Path(args.outdir)
@@ -163,6 +167,8 @@ def run(args: argparse.Namespace) -> None:
     tables = {"metrics.csv": metrics, "metrics.parquet": metrics, "aggregated.csv": aggregated,
               "data_efficiency.csv": data_efficiency(aggregated, reference),
               "jet_metrics.csv": jet_metrics(parse_jet_scores(args.jet_scores))}
+    tables["compute.csv"] = compute_table([read_run(p) for p in args.runs], metrics, int(params.amortise_over))
+    tables["compute_to_reference.csv"] = compute_to_reference(tables["compute.csv"], reference)
     assert set(tables) == set(SUMMARY_TABLES)
     for name, frame in tables.items():
         write_table(frame, outdir / name)

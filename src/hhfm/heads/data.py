@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 import torch
 
-from hhfm.dataset import event_rows, open_dataset, read_rows
+from hhfm.dataset import event_rows, multiplicities, open_dataset, read_rows
 from hhfm.errors import InputError
 from hhfm.training.stream import READ_BLOCK, cut
 
@@ -80,6 +80,7 @@ class HeadData:
             used = np.unique(np.concatenate([all_jets[r].ravel() for r in rows.values()]))
             self.jet_rows = used[used >= 0]  # (Nc,) rows in /jets, sorted
             sdmass = read_rows(f["jets/fj_sdmass"], self.jet_rows)  # (Nc,)
+            self.n_particles = multiplicities(f["jets/mask"], self.jet_rows)  # (Nc,) compute accounting
             self.splits = {s: self._events(ev, r, all_jets[r], sdmass) for s, r in rows.items()}
             for split in ("train", "val"):
                 labels = np.unique(self.splits[split].label)

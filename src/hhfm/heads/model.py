@@ -135,3 +135,43 @@ def build_head(representation: str, embed_dim: int, params: dict) -> DeepSetsHea
     in_dim = representation_dim(representation, embed_dim) + (len(HLF_NAMES) if uses_hlf(representation) else 0)
     return DeepSetsHead(in_dim, params["phi_width"], params["phi_layers"], params["rho_width"], params["rho_layers"],
                         params["pool"])
+
+
+#: format tag of a head run's model.pt (hhfm.layout.HEAD_MODEL)
+HEAD_FORMAT = "hhfm-head-v1"
+
+
+def save_event_model(path, model: EventClassifier, name: str) -> None:
+    """model.pt of a head run (atomically): the best weights of the whole classifier and, when it has a jet
+    tagger, what rebuilds it ({model_config, task}); loadable with torch.load(weights_only=True)."""
+    from hhfm.io import atomic_path
+
+    tagger = None if model.tagger is None else {"model_config": dict(model.tagger.backbone.config),
+                                                 "task": model.tagger.task}
+    blob = {"format": HEAD_FORMAT, "model": name, "tagger": tagger,
+            "state_dict": {k: t.detach().cpu() for k, t in model.state_dict().items()}}
+    with atomic_path(path) as tmp:
+        torch.save(blob, tmp)
+
+
+def load_run_tagger(path) -> nn.Module | None:
+    """The jet tagger (backbone + task head, eval mode) with the weights a head run ended with; None if the
+    run had none (standard, frozen on a cache). Weights are matched by name; any mismatch raises InputError."""
+    from hhfm.errors import InputError
+    from hhfm.models import JetTagger, build_backbone, load_weights_by_name
+
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError) as err:
+        raise InputError(f"{path}: cannot read the head model ({err})") from err
+    if not isinstance(blob, dict) or blob.get("format") != HEAD_FORMAT:
+        raise InputError(f"{path}: not an hhfm head model (missing format={HEAD_FORMAT!r})")
+    if blob["tagger"] is None:
+        return None
+    tagger = JetTagger(build_backbone(blob["tagger"]["model_config"]), blob["tagger"]["task"])
+    weights = {k.removeprefix("tagger."): t for k, t in blob["state_dict"].items() if k.startswith("tagger.")}
+    missing, unexpected = load_weights_by_name(tagger, weights)
+    if missing or unexpected:
+        raise InputError(f"{path}: tagger weights do not match its config (missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]})")
+    return tagger.eval()

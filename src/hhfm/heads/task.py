@@ -17,7 +17,9 @@ from hhfm.errors import ConfigError
 from hhfm.heads.data import EventWindows, HeadData
 from hhfm.heads.model import EventClassifier, build_head
 from hhfm.metrics import validation_metrics
+from hhfm.models.flops import TRAIN_FACTOR
 from hhfm.training import distributed
+from hhfm.training.compute import deepsets_forward_flops, jets_forward_flops
 from hhfm.training.stream import StreamSettings, epoch_windows, stream
 
 
@@ -111,6 +113,27 @@ class HeadTask:
     @property
     def n_trainable(self) -> int:
         return sum(p.numel() for g in self.optimizer.param_groups for p in g["params"])
+
+    def flops(self, batch: dict[str, torch.Tensor]) -> float:
+        """Estimated FLOPs of one training step on `batch` (hhfm.training.compute): forward + backward of the
+        head, and of the backbone when it trains (forward only when frozen in the loop)."""
+        jmask = batch["jmask"]
+        total = TRAIN_FACTOR * deepsets_forward_flops(self.model.head, int(jmask.sum()), len(jmask))
+        if self.model.tagger is not None:
+            factor = TRAIN_FACTOR if self.trains_backbone else 1
+            total += factor * jets_forward_flops(self.model.tagger, batch["pmask"].sum(1).numpy())
+        return total
+
+    def forward_flops(self, split: str, tagger: torch.nn.Module | None = None) -> float:
+        """Estimated FLOPs of one forward pass over a split's events (`tagger`: the backbone, if not self's)."""
+        jets = self.data.splits[split].jets  # (B, J) compact jet rows, -1 = none
+        real = jets[jets >= 0]
+        total = deepsets_forward_flops(self.model.head, len(real), len(jets))
+        tagger = tagger if tagger is not None else self.model.tagger
+        return total + (jets_forward_flops(tagger, self.data.n_particles[real]) if tagger is not None else 0.0)
+
+    def validation_flops(self) -> float:
+        return self.forward_flops("val")
 
     def _stream(self, split: str, windows: list[np.ndarray], batch_size: int, shard: tuple[int, int]):
         ds = EventWindows(self.data, split, windows, batch_size, shard)

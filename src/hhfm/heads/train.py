@@ -21,7 +21,7 @@ from hhfm import config, layout
 from hhfm.config import Section
 from hhfm.errors import ConfigError
 from hhfm.heads.data import HeadData
-from hhfm.heads.model import STANDARD, parse_model
+from hhfm.heads.model import STANDARD, parse_model, save_event_model
 from hhfm.heads.task import HeadTask, build_model
 from hhfm.metrics import validation_metrics
 from hhfm.training import FitSettings, Schedule, device_name, distributed, fingerprint, fit, resolve_device
@@ -110,28 +110,35 @@ def score_table(task: HeadTask, split: str) -> pd.DataFrame:
                          "sdmass_j1": events.sdmass[:, 0], "sdmass_j2": events.sdmass[:, 1]})[layout.SCORE_COLUMNS]
 
 
-def _backbone_task(args: argparse.Namespace, tagger: torch.nn.Module | None) -> str | None:
-    """Pretraining task of the backbone this run used (from the model, or the checkpoint for cached inputs)."""
-    if tagger is not None:
-        return tagger.task
-    if args.backbone is None:
-        return None
+def _compute(task: HeadTask, args: argparse.Namespace, strategy: str, state: dict) -> dict:
+    """run.json's compute fields: this run's FLOPs (for a head on a cache, plus the embedding pass over its
+    training and validation jets) and, for a pretrained backbone, the pretraining run's own record."""
     from hhfm.models import load_tagger
+    from hhfm.training.compute import backbone_record
 
-    return load_tagger(args.backbone)[0].task
+    flops, pre, backbone_task = float(state.get("train_flops", 0.0)), backbone_record({}), None
+    if args.backbone is not None:
+        tagger, meta = load_tagger(args.backbone)
+        backbone_task = tagger.task
+        if task.model.tagger is None:  # frozen on a cache: the embed rule's forward pass over this run's jets
+            flops += sum(task.forward_flops(s, tagger) - task.forward_flops(s) for s in ("train", "val"))
+        if strategy != "scratch":
+            pre = backbone_record(meta)
+    return {"backbone_task": backbone_task, "n_ranks": distributed.current().world, "train_flops": flops,
+            "pretrain_flops": pre["train_flops"], "pretrain_wall_time_s": pre["wall_time_s"]}
 
 
 def write_outputs(task: HeadTask, args: argparse.Namespace, representation: str, strategy: str, state: dict,
                   elapsed_before: float, session_s: float) -> None:
-    """Test scores (scores.parquet), run.json; the model holds the best weights."""
+    """Test scores (scores.parquet), model.pt, run.json; the model holds the best weights."""
     outdir, test = Path(args.outdir), task.data.splits["test"]
     frames = {split: score_table(task, split) for split in ("test", "val")}  # all ranks: they share the events
     if not distributed.current().main:
         return
     layout.write_table(frames["test"], outdir / "scores.parquet")
     layout.write_table(frames["val"], outdir / "val_scores.parquet")
+    save_event_model(outdir / "model.pt", task.model, args.model)
     score = frames["test"]["score"].to_numpy()
-    tagger = task.model.tagger
     layout.write_run(outdir / "run.json", {
         "model": args.model, "representation": "fj_doubleb" if representation == STANDARD else representation,
         "strategy": strategy, "fraction": args.fraction, "seed": args.seed,
@@ -140,7 +147,7 @@ def write_outputs(task: HeadTask, args: argparse.Namespace, representation: str,
         "wall_time_s": round(elapsed_before + session_s, 3),  # every session of this run, setup and scoring included
         "device": device_name(task.device), "n_params_trainable": task.n_trainable,
         "backbone": None if representation == STANDARD else args.backbone,
-        "backbone_task": _backbone_task(args, tagger),
+        **_compute(task, args, strategy, state),
     })
     log.info("done: best epoch %d, val loss %.4f, test AUC %.4f", state["best_epoch"], state["best_val"],
              validation_metrics(score, test.label)["auc"])

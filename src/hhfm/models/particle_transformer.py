@@ -203,29 +203,50 @@ class ParticleTransformer(nn.Module):
         if self.cls_token is not None:
             nn.init.trunc_normal_(self.cls_token, std=0.02)
 
-    def forward(self, x: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x (B, P, C), v (B, P, 4), mask (B, P) bool -> (B, D)."""
+    def forward(self, x: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
+                taps: list[tuple[str, torch.Tensor]] | None = None) -> torch.Tensor:
+        """x (B, P, C), v (B, P, 4), mask (B, P) bool -> (B, D).
+
+        `taps`: if a list, every layer's jet representation is appended as (name, (B, D)): `embed` and
+        `block{i}` (particle tokens, mean over real particles), `cls{i}` (class token), `output` (the result).
+        """
         mask = mask.bool()
         if self.trim:
             x, v, mask = trim_to_longest(x, v, mask, self.trim_multiple or (8 if x.is_cuda else 1))
         B, P, C = x.shape
         idx = mask.reshape(-1).nonzero().squeeze(1)  # (N,) flat slots of real particles
         xp = self.embed(x.reshape(B * P, C).index_select(0, idx))  # (N, D)
+        if taps is not None:
+            taps.append(("embed", _mean_pool(xp, idx, mask)))
         # (B, H, P, P) with pair features, else (B, 1, 1, P)
         bias = self.pair_embed(v, mask) if self.pair_embed is not None else key_padding_bias(mask)
-        for blk in self.blocks:
+        for i, blk in enumerate(self.blocks):
             xp = blk(xp, idx, B, P, bias)
-        return self.norm(self._aggregate(xp, idx, mask))
+            if taps is not None:
+                taps.append((f"block{i + 1}", _mean_pool(xp, idx, mask)))
+        out = self.norm(self._aggregate(xp, idx, mask, taps))
+        if taps is not None:
+            taps.append(("output", out))
+        return out
 
-    def _aggregate(self, xp: torch.Tensor, idx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _aggregate(self, xp: torch.Tensor, idx: torch.Tensor, mask: torch.Tensor,
+                   taps: list[tuple[str, torch.Tensor]] | None = None) -> torch.Tensor:
         """Jet vector (B, D) from the particle tokens xp (N, D): class attention, or masked mean pooling
         (weaver's num_cls_layers=0 aggregator)."""
         B, P = mask.shape
         if self.cls_token is None:
-            counts = mask.sum(1, keepdim=True).clamp(min=1)
-            return _to_padded(xp, idx, B, P).sum(1) / counts
+            return _mean_pool(xp, idx, mask)
         key_bias = F.pad(key_padding_bias(mask), (1, 0))  # (B, 1, 1, 1+P), class token always a valid key
         x_cls = self.cls_token.expand(B, 1, -1)
-        for blk in self.cls_blocks:
+        for i, blk in enumerate(self.cls_blocks):
             x_cls = blk.forward_cls(x_cls, xp, idx, B, P, key_bias)
+            if taps is not None:
+                taps.append((f"cls{i + 1}", x_cls.squeeze(1)))
         return x_cls.squeeze(1)
+
+
+def _mean_pool(xp: torch.Tensor, idx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of the real particles' tokens xp (N, D) per jet -> (B, D)."""
+    B, P = mask.shape
+    counts = mask.sum(1, keepdim=True).clamp(min=1)
+    return _to_padded(xp, idx, B, P).sum(1) / counts

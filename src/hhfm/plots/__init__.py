@@ -22,12 +22,17 @@ FIGURES: dict[str, str] = {
     "training_curves": "training and validation loss of every head run",
     "score_distributions": "event-score distributions of signal (per mass) and background",
     "sculpting": "soft-drop mass of background before and after a cut on the event score",
+    "cka_layers": "layer-by-layer linear CKA between the pretrained and a fine-tuned backbone",
+    "cka_vs_events": "CKA(pretrained, trained backbone) at the jet embedding vs training events",
+    "latent_maps": "t-SNE maps of pretrained and fine-tuned jet embeddings by jet class and event label",
+    "embedding_auc": "per-dimension H->bb vs QCD AUC of each jet embedding",
+    "rejection_vs_compute": "rejection at 90 % signal efficiency vs training compute, pretraining in full or amortised",
 }
 FORMATS = ("pdf", "png")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default="{}", help="JSON {'plots': {...}}: the tracked config")
+    parser.add_argument("--config", default="{}", help="JSON {'plots': {...}, 'evaluate': {...}, 'represent': {...}}: the tracked config")
     parser.add_argument("--summary", required=True, help="summary directory (aggregated.csv, limits.csv, ...)")
     parser.add_argument("--runs", nargs="*", default=[],
                         help="head run directories (metrics.csv, scores.parquet, run.json)")

@@ -19,9 +19,11 @@ from hhfm.evaluate.summarise import JET_COLUMNS, parse_jet_scores  # noqa: E402
 from hhfm.io import atomic_path, setup_logging  # noqa: E402
 from hhfm.plots import FIGURES, FORMATS  # noqa: E402
 from hhfm.plots.performance import data_efficiency_bars, jet_roc, metric_vs_events, roc_full_data  # noqa: E402
+from hhfm.plots.represent import cka_layers, cka_vs_events, embedding_auc, latent_maps, rejection_vs_compute  # noqa: E402
 from hhfm.plots.physics import limit_vs_events, limits_vs_mass, sculpting, score_distributions, training_curves  # noqa: E402
 
 log = logging.getLogger("hhfm.plots")
+LATENT_COLUMNS = ["embedding", "jet", "label_class", "label_xbb", "event_label", "x", "y"]
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -50,12 +52,16 @@ def save(fig: plt.Figure, outdir: Path, name: str) -> None:
 
 def make_all(args: argparse.Namespace) -> None:
     setup_logging()
-    params = config.load(args.config, None, sections=["plots"]).plots
+    cfg = config.load(args.config, None, sections=["seed", "plots", "evaluate", "represent"])
+    params = cfg.plots
     hep.style.use("CMS")
     summary, outdir = Path(args.summary), Path(args.outdir)
     agg = _read_csv(summary / "aggregated.csv")
     eff = _read_csv(summary / "data_efficiency.csv")
     limits = _read_csv(summary / "limits.csv")
+    cka, dim_auc = _read_csv(summary / "cka.csv"), _read_csv(summary / "embedding_auc.csv")
+    compute, to_ref = _read_csv(summary / "compute.csv"), _read_csv(summary / "compute_to_reference.csv")
+    latent = layout.read_parquet(summary / "latent.parquet", LATENT_COLUMNS)
     runs = load_runs(args.runs)
     jets = {task: layout.read_parquet(path, JET_COLUMNS) for task, path in parse_jet_scores(args.jet_scores).items()}
     ref = str(params.reference_model)
@@ -71,6 +77,11 @@ def make_all(args: argparse.Namespace) -> None:
         "training_curves": lambda: training_curves(runs),
         "score_distributions": lambda: score_distributions(runs),
         "sculpting": lambda: sculpting(runs, float(params.sculpting_signal_efficiency)),
+        "cka_layers": lambda: cka_layers(cka, str(cfg.represent.latent_model)),
+        "cka_vs_events": lambda: cka_vs_events(cka),
+        "latent_maps": lambda: latent_maps(latent),
+        "embedding_auc": lambda: embedding_auc(dim_auc),
+        "rejection_vs_compute": lambda: rejection_vs_compute(compute, to_ref, ref, int(cfg.evaluate.amortise_over)),
     }
     assert set(figures) == set(FIGURES)
     for name, draw in figures.items():

@@ -28,7 +28,8 @@ from hhfm.layout import JET_SCORE_COLUMNS, write_table
 from hhfm.metrics import validation_metrics
 from hhfm.pretrain.data import JET_INFO, load_split, signal_of
 from hhfm.pretrain.task import PretrainTask
-from hhfm.training import FitSettings, Schedule, distributed, fingerprint, fit, resolve_device
+from hhfm.training import FitSettings, Schedule, device_name, distributed, fingerprint, fit, resolve_device
+from hhfm.training.compute import record
 from hhfm.training.engine import write_history
 from hhfm.training.stream import StreamSettings, n_batches, resolve_workers
 
@@ -55,12 +56,15 @@ def train(cfg: Section, dataset: str, outdir: Path, stop_after: int = 0) -> bool
     fp = fingerprint(config.tracked(cfg.to_dict()), [dataset])
     result = fit(task, settings, Path(outdir), fp, stop_after)
     if result.done:
-        finalise(task, cfg, dataset, Path(outdir), result.state, time.perf_counter() - t_start)
+        finalise(task, cfg, dataset, Path(outdir), result.state, result.elapsed_before + time.perf_counter() - t_start)
     return result.done
 
 
 def finalise(task: PretrainTask, cfg: Section, dataset: str, outdir: Path, state: dict, wall: float) -> None:
-    """Best weights -> backbone.pt; test-split scores -> jet_scores.parquet; metrics.csv (written by rank 0)."""
+    """Best weights -> backbone.pt; test-split scores -> jet_scores.parquet; metrics.csv (written by rank 0).
+
+    `wall`: seconds of every session of this run (resumed ones too), setup and test scoring included.
+    """
     from hhfm.models import save_tagger
 
     name = task.task
@@ -78,7 +82,8 @@ def finalise(task: PretrainTask, cfg: Section, dataset: str, outdir: Path, state
     meta = {"task": name, "params": cfg.to_dict(), "best_epoch": state["best_epoch"],
             "best_val_loss": state["best_val"], "epochs_run": state["epoch"], "early_stopped": state["early_stopped"],
             "n_train_jets": len(task.train_d), "n_val_jets": len(task.val_d), "n_test_jets": len(frame),
-            "test_auc": test_auc, "device": str(task.device), "dataset": str(dataset), **task.loss_fn.meta}
+            "test_auc": test_auc, "device": str(task.device), "dataset": str(dataset), **task.loss_fn.meta,
+            "compute": record(state.get("train_flops", 0.0), wall, distributed.current().world, device_name(task.device))}
     save_tagger(outdir / "backbone.pt", task.model.cpu(), meta)
     write_history(outdir / "metrics.csv", state["history"])
     log.info("wrote %s (best epoch %d, test AUC %.4f, %.0f s)", outdir / "backbone.pt", state["best_epoch"], test_auc, wall)

@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from hhfm.dataset import jet_rows, open_dataset, read_rows
+from hhfm.dataset import jet_rows, multiplicities, open_dataset, read_rows
 from hhfm.errors import InputError
 from hhfm.features import JET_CLASSES, REGRESSION_TARGETS
 from hhfm.training.stream import Batch, StreamSettings, WindowDataset, epoch_windows, stream
@@ -42,6 +42,11 @@ class JetSplit:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def multiplicities(self) -> np.ndarray:
+        """Real particles per jet of the split (len(self),), read from /jets/mask block by block."""
+        with open_dataset(self.path) as f:
+            return multiplicities(f["jets/mask"], self.rows)
 
     def batches(self, batch_size: int, settings: StreamSettings, seed: int | None = None, epoch: int = 0,
                 multiple_of: int = 1, pin_memory: bool = False, shard: tuple[int, int] = (0, 1),

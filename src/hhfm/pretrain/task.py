@@ -18,6 +18,8 @@ from hhfm.features import JET_CLASSES, REGRESSION_TARGETS
 from hhfm.metrics import validation_metrics
 from hhfm.pretrain.data import JetSplit, regression_transform, signal_of
 from hhfm.training import autocast, build_optimizer, distributed
+from hhfm.models.flops import TRAIN_FACTOR
+from hhfm.training.compute import jets_forward_flops
 from hhfm.training.stream import Batch, StreamSettings
 
 
@@ -89,6 +91,15 @@ class PretrainTask:
         self.mult = 32 if p.compile else (8 if device.type == "cuda" else 1)
         self.model.backbone.trim_multiple = self.mult  # the model's own trim must not undo the bucketing
         self.run_model = torch.compile(self.model, dynamic=True) if p.compile else self.model
+        self._val_flops = jets_forward_flops(self.model, val.multiplicities())
+
+    def flops(self, batch: Batch) -> float:
+        """Estimated FLOPs of one training step on `batch` (this rank's jets; hhfm.training.compute)."""
+        return TRAIN_FACTOR * jets_forward_flops(self.model, batch["mask"].sum(1).numpy())
+
+    def validation_flops(self) -> float:
+        """Estimated FLOPs of one validation pass (forward over every validation jet)."""
+        return self._val_flops
 
     def batches(self, epoch: int) -> Iterator[Batch]:
         """Training batches; their order depends on (seed, epoch) only (hhfm.training.stream)."""

@@ -9,6 +9,10 @@ after every epoch from which a killed run resumes bit-identically on CPU.
 Distributed data parallel (hhfm.training.distributed) lives here too: with more than one rank, each
 rank's `batches` are its slices of the global batches, `fit` sums gradients and example counts
 over ranks every step, and only rank 0 writes the checkpoint and metrics.csv.
+
+Compute accounting: a task that has `flops(batch)` (estimated FLOPs of one training step on the
+batch) and `validation_flops()` (one validation pass) gets its run's total in `state["train_flops"]`,
+summed over ranks and over resumed sessions (hhfm.models.flops has the estimates).
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ class TrainTask(Protocol):
 
     def validate(self) -> tuple[float, dict[str, float]]:
         """Validation loss and metrics (auc, rej50, rej70, rej90) with the current weights."""
+
+    # optional: flops(batch) -> float and validation_flops() -> float (compute accounting, module docstring)
 
 
 @dataclass(frozen=True)
@@ -93,7 +99,7 @@ class FitResult:
 
 def _fresh_state() -> dict:
     return {"epoch": 0, "step": 0, "best_val": float("inf"), "best_epoch": 0, "bad_epochs": 0, "history": [],
-            "done": False, "early_stopped": False, "elapsed_s": 0.0, "best": None}
+            "done": False, "early_stopped": False, "elapsed_s": 0.0, "best": None, "train_flops": 0.0}
 
 
 def _set_lr(optimizer: Any, factor: float) -> None:
@@ -102,20 +108,22 @@ def _set_lr(optimizer: Any, factor: float) -> None:
 
 
 def _train_epoch(task: TrainTask, settings: FitSettings, state: dict, epoch: int) -> float:
-    """One pass over the task's training batches -> mean training loss."""
+    """One pass over the task's training batches -> mean training loss; adds the pass's FLOPs to the state."""
     sched, total_steps = settings.schedule, settings.steps_per_epoch * settings.max_epochs
     if sched.unit == "epoch":
         _set_lr(task.optimizer, lr_factor(epoch - 1, settings.max_epochs, sched))
     task.model.train()
     ranks = distributed.current()
     params = [p for g in task.optimizer.param_groups for p in g["params"]]
-    total, count = 0.0, 0
+    total, count, flops = 0.0, 0, 0.0
+    batch_flops = getattr(task, "flops", None)
     bar = tqdm(task.batches(epoch), desc=f"{settings.desc} epoch {epoch}/{settings.max_epochs}",
                mininterval=5.0, leave=False, disable=not ranks.main)
     for batch in bar:
         if sched.unit == "step":
             _set_lr(task.optimizer, lr_factor(state["step"], total_steps, sched))
         loss, n = task.loss(batch)
+        flops += batch_flops(batch) if batch_flops is not None else 0.0
         if not torch.isfinite(loss):
             raise InputError(f"non-finite training loss at epoch {epoch} (check the inputs and the learning rate)")
         task.optimizer.zero_grad(set_to_none=True)
@@ -129,13 +137,16 @@ def _train_epoch(task: TrainTask, settings: FitSettings, state: dict, epoch: int
         total += float(loss.detach()) * n
         count += n
         bar.set_postfix(loss=f"{total / count:.4f}")
-    total, count = distributed.all_reduce_sum([total, float(count)])
+    total, count, flops = distributed.all_reduce_sum([total, float(count), flops])
+    state["train_flops"] = state.get("train_flops", 0.0) + flops  # .get: checkpoints written before accounting
     return total / max(count, 1)
 
 
 def _end_epoch(task: TrainTask, settings: FitSettings, state: dict, epoch: int, train_loss: float, t0: float) -> None:
     """Validate, log, keep the best weights, decide on early stopping."""
     val_loss, metrics = task.validate()
+    if hasattr(task, "validation_flops"):  # the whole validation set (its ranks' shares together)
+        state["train_flops"] = state.get("train_flops", 0.0) + task.validation_flops()
     if not math.isfinite(val_loss):
         raise InputError(f"non-finite validation loss at epoch {epoch} (check the inputs)")
     row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
