@@ -124,16 +124,16 @@ class HeadTask:
             total += factor * jets_forward_flops(self.model.tagger, batch["pmask"].sum(1).numpy())
         return total
 
-    def forward_flops(self, split: str, tagger: torch.nn.Module | None = None) -> float:
-        """Estimated FLOPs of one forward pass over a split's events (`tagger`: the backbone, if not self's)."""
+    def tagger_flops(self, split: str, tagger: torch.nn.Module) -> float:
+        """Estimated FLOPs of `tagger`'s forward pass over the real jets of a split's events."""
         jets = self.data.splits[split].jets  # (B, J) compact jet rows, -1 = none
-        real = jets[jets >= 0]
-        total = deepsets_forward_flops(self.model.head, len(real), len(jets))
-        tagger = tagger if tagger is not None else self.model.tagger
-        return total + (jets_forward_flops(tagger, self.data.n_particles[real]) if tagger is not None else 0.0)
+        return jets_forward_flops(tagger, self.data.n_particles[jets[jets >= 0]])
 
     def validation_flops(self) -> float:
-        return self.forward_flops("val")
+        """Estimated FLOPs of one validation pass: the head, and the backbone when it runs in the loop."""
+        jets = self.data.splits["val"].jets
+        head = deepsets_forward_flops(self.model.head, int((jets >= 0).sum()), len(jets))
+        return head + (self.tagger_flops("val", self.model.tagger) if self.model.tagger is not None else 0.0)
 
     def _stream(self, split: str, windows: list[np.ndarray], batch_size: int, shard: tuple[int, int]):
         ds = EventWindows(self.data, split, windows, batch_size, shard)

@@ -121,7 +121,7 @@ def _compute(task: HeadTask, args: argparse.Namespace, strategy: str, state: dic
         tagger, meta = load_tagger(args.backbone)
         backbone_task = tagger.task
         if task.model.tagger is None:  # frozen on a cache: the embed rule's forward pass over this run's jets
-            flops += sum(task.forward_flops(s, tagger) - task.forward_flops(s) for s in ("train", "val"))
+            flops += task.tagger_flops("train", tagger) + task.tagger_flops("val", tagger)
         if strategy != "scratch":
             pre = backbone_record(meta)
     return {"backbone_task": backbone_task, "n_ranks": distributed.current().world, "train_flops": flops,

@@ -50,7 +50,7 @@ def _auc_rows(source: dict, embedding: np.ndarray, jets: TestJets) -> list[dict]
     return [{**source, "dim": d, "auc": v} for d, v in enumerate(dimension_aucs(embedding, jets.label_xbb))]
 
 
-def _latent_run(runs: list[tuple[dict, Path]], model: str) -> tuple[dict, Path] | None:
+def _latent_run(runs: list[tuple[dict, np.ndarray]], model: str) -> tuple[dict, np.ndarray] | None:
     """The run whose embedding the latent map shows: `model` at its largest fraction, first seed."""
     chosen = [r for r in runs if r[0]["model"] == model]
     return max(chosen, key=lambda r: (float(r[0]["fraction"]), -int(r[0]["seed"]))) if chosen else None
@@ -88,7 +88,7 @@ def study(cfg: config.Section, dataset: str, pretrained: str, run_dirs: list[str
         runs.append((run, reps["output"]))
         log.info("%s: CKA(pretrained, run) at the output %.3f", d, cka_rows[-1]["cka"])
     latent = [_latent_rows(PRETRAINED, pre["output"], jets, p, seed)]
-    chosen = _latent_run([(r, e) for r, e in runs], str(p.latent_model))
+    chosen = _latent_run(runs, str(p.latent_model))
     if chosen is not None:
         run, emb = chosen
         latent.append(_latent_rows(f"{run['model']} f={layout.fmt_fraction(run['fraction'])} s={run['seed']}",
