@@ -17,6 +17,16 @@ FJ_LABEL = {
 #: classes of the `multiclass` pretraining task, in output order (index = /jets/label_class)
 JET_CLASSES = ["H_bb", "QCD_bb", "QCD_cc", "QCD_b", "QCD_c", "QCD_others"]
 
+#: JetClass' ten classes in the published taggers' output order (label_<name> branches of a JetClass file;
+#: /jets/label_jetclass indexes this list). shared/pretrained/README.md
+JETCLASS_CLASSES = ["QCD", "Hbb", "Hcc", "Hgg", "H4q", "Hqql", "Zqq", "Wqq", "Tbqq", "Tbl"]
+#: JetClass file-name prefix of each class (a real download: <prefix>_<index>.root; the simulated stand-in the same)
+JETCLASS_FILE_PREFIX = {"QCD": "ZJetsToNuNu", "Hbb": "HToBB", "Hcc": "HToCC", "Hgg": "HToGG", "H4q": "HToWW4Q",
+                        "Hqql": "HToWW2Q1L", "Zqq": "ZToQQ", "Wqq": "WToQQ", "Tbqq": "TTBar", "Tbl": "TTBarLep"}
+#: JetClass' jet selection (GeV): pT window and |eta| < JETCLASS_MAX_ETA, anti-kT R = 0.8
+JETCLASS_PT_RANGE = (500.0, 1000.0)
+JETCLASS_MAX_ETA = 2.0
+
 #: regression targets of the `multilabel` task (dataset /jets/<name>), transformed by the model code
 REGRESSION_TARGETS = ["fj_sdmass", "fj_nbHadrons", "fj_gen_pt"]
 
