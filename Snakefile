@@ -40,14 +40,16 @@ hhfm_remote.configure_client(hhfm_remote.RetryPolicy(**config["skim"]["remote"])
 wildcard_constraints:
     sample=r"[A-Za-z0-9_]+",
     index=r"\d+",
-    model=r"[A-Za-z_]+(-[A-Za-z_]+)?",
+    model=r"[A-Za-z_]+(-[A-Za-z_]+)?(@[a-z_]+)?",
     fraction=r"[0-9.]+(e-?\d+)?",
     seed=r"\d+",
-    task=r"xbb|multiclass|multilabel",
+    task=backbones.wildcard_pattern(),
+    jetclass_file=r"[A-Za-z0-9]+_\d+",
 
 
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/skim.smk"
+include: "workflow/rules/jetclass.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/heads.smk"
 include: "workflow/rules/evaluate.smk"

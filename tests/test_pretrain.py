@@ -209,3 +209,37 @@ def test_loader_workers_do_not_change_the_weights(tiny_dataset, tmp_path):
         weights.append(torch.load(out / "backbone.pt", weights_only=True)["state_dict"])
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+# ------------------------------------------------------------------ chains (hhfm.backbones: init)
+
+
+def test_chain_starts_from_the_init_backbone(tiny_backbone, tiny_dataset, tmp_path):
+    """jetclass_xbb with --init: the backbone starts from the init checkpoint's weights (a learning rate of
+    ~0 keeps them), the head is new, and the compute record adds the init backbone's own."""
+    cfg = quick_cfg(task="jetclass_xbb", optimizer="adamw", lr=1e-12, warmup_steps=0)
+    assert train(cfg, str(tiny_dataset), tmp_path, init=str(tiny_backbone))
+    chained, meta = load_tagger(tmp_path / "backbone.pt")
+    init, init_meta = load_tagger(tiny_backbone)
+    fresh = tmp_path / "fresh"
+    assert train(quick_cfg(task="xbb", optimizer="adamw", lr=1e-12, warmup_steps=0), str(tiny_dataset), fresh)
+    random_start, _ = load_tagger(fresh / "backbone.pt")
+    params = dict(chained.backbone.named_parameters())  # weights; BatchNorm running statistics still move
+    for name, t in init.backbone.named_parameters():
+        assert torch.allclose(params[name], t, atol=1e-6), name
+    random_params = dict(random_start.backbone.named_parameters())
+    differs = [n for n, t in init.backbone.named_parameters() if not torch.allclose(random_params[n], t, atol=1e-4)]
+    assert differs, "the init checkpoint equals a random start: the test cannot tell them apart"
+    assert meta["init"] == str(tiny_backbone) and meta["backbone"] == "jetclass_xbb" and chained.task == "xbb"
+    own = json.loads(json.dumps(meta["compute"]))["train_flops"]
+    _, fresh_meta = load_tagger(fresh / "backbone.pt")
+    assert own == pytest.approx(fresh_meta["compute"]["train_flops"] + init_meta["compute"]["train_flops"], rel=1e-9)
+
+
+def test_cli_checks_init_against_the_backbone(tiny_backbone, tiny_dataset, tmp_path):
+    """A chained backbone needs --init; one trained from random weights refuses it (one clear line each)."""
+    for params, extra, needle in ((dict(TINY_PRETRAIN_PARAMS, task="jetclass_xbb"), (), "pass --init"),
+                                  (TINY_PRETRAIN_PARAMS, ("--init", str(tiny_backbone)), "--init is not allowed")):
+        proc = _cli(params, tiny_dataset, tmp_path / "out", *extra)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1 and needle in err, err

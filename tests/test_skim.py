@@ -96,7 +96,8 @@ def test_features_match_hand_computed_jet(tmp_path):
     assert f["part_d0err"] == pytest.approx(0.05, rel=1e-5)  # 0.02 cm / 4 = 0.05 mm
     assert f["part_dz"] == pytest.approx(math.tanh(0.5), rel=1e-5)
     assert f["part_dzerr"] == pytest.approx(0.25, rel=1e-5)
-    assert f["part_deta"] == pytest.approx(deta, rel=1e-5) and f["part_dphi"] == pytest.approx(0.1, rel=1e-5)
+    # part_deta follows JetClass: sign(eta_jet) * deta = the record's etarel (-0.05), not the true deta (+0.05)
+    assert f["part_deta"] == pytest.approx(-0.05, rel=1e-5) and f["part_dphi"] == pytest.approx(0.1, rel=1e-5)
     np.testing.assert_allclose(vec[0], [pt * math.cos(phi), pt * math.sin(phi), pt * math.sinh(eta), e], rtol=1e-5)
     # third particle: muon, d0 = tanh(-3 mm), d0err = 1 mm -> clipped to 1; deltaR (0.36-0.2)*4
     g = dict(zip(PARTICLE_FEATURE_NAMES, feat[2].tolist()))

@@ -14,10 +14,12 @@ import sys
 #: subcommand -> (module, one-line help)
 STAGES: dict[str, tuple[str, str]] = {
     "simulate": ("hhfm.simulate", "generate record-format ROOT files with Pythia 8 + FastJet"),
+    "simulate-jetclass": ("hhfm.simulate.jetclass", "generate a JetClass-format ROOT file of one class with Pythia 8"),
     "opendata-files": ("hhfm.opendata", "write the CMS record's 91 ROOT file URLs as a config overlay"),
     "record-layout": ("hhfm.opendata.record_layout", "rewrite per-sample simulated files in the record's layout"),
     "skim": ("hhfm.skim", "skim record-format ROOT files to training-ready HDF5"),
     "merge-skim": ("hhfm.skim.merge", "merge per-file skims into one dataset with splits and fractions"),
+    "skim-jetclass": ("hhfm.jetclass", "read JetClass-format ROOT files into a jet-level training dataset"),
     "pretrain": ("hhfm.pretrain", "pretrain the ParT backbone on a jet task"),
     "embed": ("hhfm.heads.embed", "cache frozen-backbone jet embeddings and scores"),
     "train-head": ("hhfm.heads", "train one event-level head (representation x strategy x fraction x seed)"),

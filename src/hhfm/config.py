@@ -92,9 +92,10 @@ def _semantic_errors(cfg: Mapping) -> list[str]:
                 problems.append(f"config key 'skim.{lo}': {skim[lo]} must be below skim.{hi} ({skim[hi]})")
         if skim.get("min_jets", 0) > skim.get("max_jets", float("inf")):
             problems.append(f"config key 'skim.min_jets': {skim['min_jets']} exceeds skim.max_jets ({skim['max_jets']})")
-        fr = skim.get("split_fractions", {})
+    for section in ("skim", "jetclass"):
+        fr = cfg.get(section, {}).get("split_fractions", {}) if isinstance(cfg.get(section), Mapping) else {}
         if isinstance(fr, Mapping) and fr and abs(sum(fr.values()) - 1) > 1e-9:
-            problems.append(f"config key 'skim.split_fractions': must sum to 1, got {sum(fr.values())}")
+            problems.append(f"config key '{section}.split_fractions': must sum to 1, got {sum(fr.values())}")
     model = cfg.get("model")
     if isinstance(model, Mapping) and model.get("embed_dims") and model.get("num_heads"):
         if model["embed_dims"][-1] % model["num_heads"]:

@@ -24,6 +24,11 @@ DATASET = "results/skim/dataset.h5"
 SKIM_CUTFLOW = "results/skim/cutflow.csv"
 SKIM_COUNTS = "results/skim/counts.csv"
 
+#: JetClass-format jets (jetclass section): the simulated stand-in's files (a real download's file names) and the
+#: jet-level dataset the jetclass backbone trains on (hhfm.jetclass; /jets as DATASET, /events empty)
+JETCLASS_SIMULATION = "results/jetclass/simulation/{jetclass_file}.root"
+JETCLASS_DATASET = "results/jetclass/dataset.h5"
+
 PRETRAIN_DIR = "results/pretrain/{task}"
 BACKBONE = PRETRAIN_DIR + "/backbone.pt"
 PRETRAIN_HISTORY = PRETRAIN_DIR + "/metrics.csv"

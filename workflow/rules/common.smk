@@ -11,13 +11,12 @@ sys.path.insert(0, SRC)  # the workflow's own package, before any installed copy
 
 from snakemake.exceptions import WorkflowError
 
-from hhfm import config as hhfm_config, layout, remote as hhfm_remote
+from hhfm import backbones, config as hhfm_config, layout, remote as hhfm_remote
 from hhfm.errors import ConfigError
+from hhfm.features import JETCLASS_CLASSES, JETCLASS_FILE_PREFIX
 
 #: the one software environment of every rule (`snakemake --sdm conda`), relative to the rule files
 ENV = "../../environment.yml"
-#: pretraining tasks (README "Stage: pretrain")
-TASKS = ("xbb", "multiclass", "multilabel")
 
 
 def validated_config():
@@ -50,9 +49,87 @@ def head_task():
     return config["heads"]["backbone_task"] or config["pretrain"]["task"]
 
 
+def model_backbone(model):
+    """The backbone (hhfm.backbones) of a head model: `@name`, else head_task(); None for standard."""
+    return backbones.of_head_model(model, head_task())
+
+
 def pretrain_tasks():
-    """Every backbone the run needs: pretrain.task (jet-level results) and the heads' backbone."""
-    return sorted({config["pretrain"]["task"], head_task()})
+    """Every backbone the run needs: pretrain.task and pretrain.report_backbones (jet-level results), every
+    head model's backbone, and what each of them starts from (hhfm.backbones.lineage).
+    """
+    wanted = {config["pretrain"]["task"], *config["pretrain"]["report_backbones"]}
+    wanted |= {model_backbone(m) for m in config["heads"]["models"]} - {None}
+    return sorted({b for name in wanted for b in backbones.lineage(name)})
+
+
+def trained_pattern():
+    """{task} values of backbones trained here (rule pretrain_backbone)."""
+    return "|".join(n for n, b in backbones.BACKBONES.items() if b.published is None)
+
+
+def published_pattern():
+    """{task} values of published backbones (rule import_backbone)."""
+    return "|".join(
+        n for n, b in backbones.BACKBONES.items() if b.published is not None
+    )
+
+
+def pretrain_inputs(wildcards):
+    """Training data (analysis or JetClass dataset), the analysis dataset (jet_scores), the init backbone."""
+    b = backbones.get(wildcards.task)
+    inputs = {
+        "dataset": (
+            layout.JETCLASS_DATASET if b.data == backbones.JETCLASS else layout.DATASET
+        ),
+        "score_dataset": layout.DATASET,
+    }
+    if b.init is not None:
+        inputs["init"] = layout.task_path(layout.BACKBONE, b.init)
+    return inputs
+
+
+def pretrain_options(wildcards, input):
+    return f"--init {input.init}" if "init" in input.keys() else ""
+
+
+def published_weights(wildcards):
+    return os.path.join(workflow.basedir, backbones.get(wildcards.task).published)
+
+
+def jetclass_simulated_files():
+    """The simulated JetClass-like files: <prefix>_<index>.root per class, as a JetClass download names them."""
+    j = config["jetclass"]
+    return [
+        layout.JETCLASS_SIMULATION.format(
+            jetclass_file=f"{JETCLASS_FILE_PREFIX[c]}_{i}"
+        )
+        for c in JETCLASS_CLASSES
+        for i in range(j["files_per_class"])
+    ]
+
+
+def jetclass_inputs(wildcards):
+    """The JetClass-format files the jetclass dataset reads: simulated, or jetclass.files."""
+    j = config["jetclass"]
+    if j["source"] == "simulation":
+        return jetclass_simulated_files()
+    if not j["files"]:
+        raise WorkflowError(
+            "config key 'jetclass.files': empty, but jetclass.source is 'files'"
+        )
+    return j["files"]
+
+
+def jetclass_file_class(wildcards):
+    """The JetClass class of a simulated file name (<prefix>_<index>)."""
+    prefix = wildcards.jetclass_file.rsplit("_", 1)[0]
+    classes = {p: c for c, p in JETCLASS_FILE_PREFIX.items()}
+    if prefix not in classes:
+        raise WorkflowError(
+            f"{wildcards.jetclass_file}: not a JetClass file name (<prefix>_<index>, prefix in {sorted(classes)})"
+        )
+    return classes[prefix]
 
 
 def jet_score_args():
@@ -74,11 +151,13 @@ def head_runs(pattern=layout.HEAD_RUN):
 
 
 def backbone_runs(pattern=layout.HEAD_RUN):
-    """`pattern` filled for every head run whose backbone trains with the head (finetuned, scratch)."""
+    """`pattern` filled for every head run whose backbone trains with the head (finetuned, scratch) and
+    is head_task()'s (the represent stage compares them with that pretrained backbone).
+    """
     return [
         path
         for path, model in zip(head_runs(pattern), head_run_models())
-        if model.endswith(("-finetuned", "-scratch"))
+        if runs_backbone_model(model) and model_backbone(model) == head_task()
     ]
 
 
@@ -176,24 +255,35 @@ def skim_merge_inputs(wildcards):
 def train_head_inputs(wildcards):
     """standard: the dataset; frozen: + cached embeddings; finetuned / scratch: + the backbone."""
     inputs = {"dataset": layout.DATASET}
-    if wildcards.model != "standard":
-        inputs["backbone"] = layout.task_path(layout.BACKBONE, head_task())
-    if wildcards.model.endswith("-frozen"):
-        inputs["embeddings"] = layout.task_path(layout.EMBEDDINGS, head_task())
+    backbone = model_backbone(wildcards.model)
+    if backbone is not None:
+        inputs["backbone"] = layout.task_path(layout.BACKBONE, backbone)
+    if strategy(wildcards.model) == "frozen" and backbone is not None:
+        inputs["embeddings"] = layout.task_path(layout.EMBEDDINGS, backbone)
     return inputs
+
+
+def strategy(model):
+    """frozen / finetuned / scratch of a head model (`standard`: frozen); the `@backbone` suffix ignored."""
+    return (
+        "frozen" if model == "standard" else model.partition("@")[0].rpartition("-")[2]
+    )
+
+
+def runs_backbone_model(model):
+    """Whether the model's backbone trains with the head (finetuned, scratch)."""
+    return strategy(model) in ("finetuned", "scratch")
 
 
 def train_head_threads(wildcards):
     """standard and frozen heads train a small MLP on cached inputs: one thread is fastest."""
-    return (
-        1 if wildcards.model == "standard" or wildcards.model.endswith("-frozen") else 2
-    )
+    return 1 if strategy(wildcards.model) == "frozen" else 2
 
 
 def runs_backbone(wildcards):
     """pretrain_backbone, and heads whose backbone trains in the loop (finetuned, scratch)."""
     model = getattr(wildcards, "model", None)
-    return model is None or model.endswith(("-finetuned", "-scratch"))
+    return model is None or runs_backbone_model(model)
 
 
 def train_resource(key, single=None):

@@ -35,8 +35,10 @@ rule plots:
         config=stage_config("plots", "evaluate", "represent"),
         runs=head_runs(),
         jet_scores=jet_score_args(),
+        default_backbone=head_task(),
         summary=lambda wildcards, input: os.path.dirname(input.summary[0]),
         outdir=lambda wildcards, output: os.path.dirname(output[0]),
     shell:
         "python -m hhfm.cli plots --config '{params.config}' --summary {params.summary} --runs {params.runs} "
-        "--jet-scores {params.jet_scores} --outdir {params.outdir} > {log} 2>&1"
+        "--jet-scores {params.jet_scores} --default-backbone {params.default_backbone}"
+        " --outdir {params.outdir} > {log} 2>&1"

@@ -1,12 +1,14 @@
-# rules of the pretrain stage (see README "Stage: pretrain"): one backbone per pretraining task
-# (`pretrain_backbone`, results/pretrain/{task}/), for every task the run needs (pretrain.task and
-# heads.backbone_task); the `model` section is part of its params, so editing either retrains.
-# checkpoint.pt (not a declared output, so Snakemake keeps it) lets a killed job resume.
+# rules of the pretrain stage (see README "Stage: pretrain"): one backbone per name of hhfm.backbones
+# (results/pretrain/{task}/), for every backbone the run needs (pretrain_tasks() in common.smk).
+# `pretrain_backbone` trains one (on the analysis or the JetClass dataset, from random weights or from
+# another backbone: the chain); `import_backbone` wraps published weights. Every backbone scores the
+# analysis test jets (jet_scores.parquet). The `model` section is part of the params, so editing it
+# retrains. checkpoint.pt (not a declared output, so Snakemake keeps it) lets a killed job resume.
 
 
 rule pretrain_backbone:
     input:
-        dataset=layout.DATASET,
+        unpack(pretrain_inputs),
     output:
         backbone=layout.BACKBONE,
         metrics=layout.PRETRAIN_HISTORY,
@@ -15,6 +17,8 @@ rule pretrain_backbone:
         "logs/pretrain/{task}.log",
     benchmark:
         "logs/benchmark/pretrain/{task}.tsv"
+    wildcard_constraints:
+        task=trained_pattern(),
     conda:
         ENV
     threads: 2
@@ -32,11 +36,43 @@ rule pretrain_backbone:
         config=lambda wildcards: stage_config(
             "pretrain", "model", pretrain={"task": wildcards.task}
         ),
+        options=pretrain_options,
         outdir=lambda wildcards: layout.task_path(layout.PRETRAIN_DIR, wildcards.task),
     shell:
         "python -m hhfm.training.launch --ranks {resources.ranks} --cpus-per-task {threads} --"
-        " pretrain --config '{params.config}' --dataset {input.dataset} "
-        "--outdir {params.outdir} --threads {threads} > {log} 2>&1"
+        " pretrain --config '{params.config}' --dataset {input.dataset} --score-dataset {input.score_dataset}"
+        " {params.options} --outdir {params.outdir} --threads {threads} > {log} 2>&1"
+
+
+rule import_backbone:
+    input:
+        weights=published_weights,
+        score_dataset=layout.DATASET,
+    output:
+        backbone=layout.BACKBONE,
+        metrics=layout.PRETRAIN_HISTORY,
+        scores=layout.JET_SCORES,
+    log:
+        "logs/pretrain/{task}.log",
+    benchmark:
+        "logs/benchmark/pretrain/{task}.tsv"
+    wildcard_constraints:
+        task=published_pattern(),
+    conda:
+        ENV
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=60,
+    params:
+        config=lambda wildcards: stage_config(
+            "pretrain", pretrain={"task": wildcards.task}
+        ),
+        outdir=lambda wildcards: layout.task_path(layout.PRETRAIN_DIR, wildcards.task),
+    shell:
+        "python -m hhfm.cli pretrain --config '{params.config}' --published {input.weights}"
+        " --score-dataset {input.score_dataset} --outdir {params.outdir} --threads {threads} > {log} 2>&1"
 
 
 rule pretrain:

@@ -144,7 +144,7 @@ def jet_metrics(paths: dict[str, str]) -> pd.DataFrame:
         df = df[df["label_xbb"].isin([0, 1])]
         if df["label_xbb"].nunique() < 2:
             raise InputError(f"{path}: column 'label_xbb' needs both H->bb (1) and QCD (0) jets")
-        taggers = [(f"ParT {task}", "score")] + ([("fj_doubleb", "fj_doubleb")] if i == 0 else [])
+        taggers = [(_label(task), "score")] + ([("fj_doubleb", "fj_doubleb")] if i == 0 else [])
         for tagger, column in taggers:
             values = binary_metrics(df[column].to_numpy(), df["label_xbb"].to_numpy())
             values |= {"n_signal": float((df["label_xbb"] == 1).sum()),
@@ -173,3 +173,10 @@ def run(args: argparse.Namespace) -> None:
     for name, frame in tables.items():
         write_table(frame, outdir / name)
     log.info("%d runs, %d metric rows -> %s", metrics.groupby(["model", "fraction", "seed"]).ngroups, len(metrics), outdir)
+
+
+def _label(task: str) -> str:
+    """A backbone's tagger as tables and figures name it (hhfm.backbones.tagger_label; other names as given)."""
+    from hhfm import backbones
+
+    return backbones.tagger_label(task) if task in backbones.BACKBONES else f"ParT {task}"

@@ -27,12 +27,12 @@ STANDARD = "standard"
 
 
 def parse_model(name: str) -> tuple[str, str]:
-    """`standard` -> (standard, frozen); `{representation}-{strategy}` -> (representation, strategy)."""
+    """`standard` -> (standard, frozen); `{representation}-{strategy}[@backbone]` -> (representation, strategy)."""
     from hhfm.errors import ConfigError
 
     if name == STANDARD:
         return STANDARD, "frozen"
-    rep, _, strategy = name.rpartition("-")
+    rep, _, strategy = name.partition("@")[0].rpartition("-")
     if rep not in REPRESENTATIONS or strategy not in STRATEGIES:
         raise ConfigError(
             f"model {name!r}: expected 'standard' or '{{representation}}-{{strategy}}' with representation in "

@@ -119,7 +119,7 @@ def _compute(task: HeadTask, args: argparse.Namespace, strategy: str, state: dic
     flops, pre, backbone_task = float(state.get("train_flops", 0.0)), backbone_record({}), None
     if args.backbone is not None:
         tagger, meta = load_tagger(args.backbone)
-        backbone_task = tagger.task
+        backbone_task = meta.get("backbone", tagger.task)  # hhfm.backbones name (older checkpoints: objective)
         if task.model.tagger is None:  # frozen on a cache: the embed rule's forward pass over this run's jets
             flops += task.tagger_flops("train", tagger) + task.tagger_flops("val", tagger)
         if strategy != "scratch":

@@ -1,4 +1,4 @@
-"""Jet models: the Particle Transformer backbone, task heads and checkpoint helpers.
+"""Jet models: the Particle Transformer and ParticleNet backbones, task heads and checkpoint helpers.
 
     backbone = build_backbone(config["model"])          # ParticleTransformer: (x, v, mask) -> (B, D)
     tagger = JetTagger(backbone, "xbb")                 # (x, v, mask) -> logits; tagger.xbb_score(logits)
@@ -15,6 +15,7 @@ from hhfm.models.tagger import (
     build_backbone,
     build_tagger,
     convert_weaver_state_dict,
+    load_published_particlenet,
     load_tagger,
     load_weaver_checkpoint,
     load_weights_by_name,
@@ -25,5 +26,5 @@ from hhfm.models.tagger import (
 __all__ = [
     "MASK_VALUE", "ParticleTransformer", "pair_features", "trim_to_longest", "H_BB", "N_CLASSES",
     "TASK_OUTPUTS", "JetTagger", "build_backbone", "build_tagger", "convert_weaver_state_dict", "load_tagger",
-    "load_weaver_checkpoint", "load_weights_by_name", "model_config", "save_tagger",
+    "load_published_particlenet", "load_weaver_checkpoint", "load_weights_by_name", "model_config", "save_tagger",
 ]

@@ -11,6 +11,15 @@ FlopCounterMode on CPU counts 0 for F.scaled_dot_product_attention: with a float
 aten._scaled_dot_product_flash_attention_for_cpu(_backward), absent from torch's registry (torch 2.13);
 `cpu_sdpa_flop_mapping()` supplies torch's own fused-attention formulas for them. (SDPA whose bias requires
 grad, i.e. the pair bias in training, runs the math path instead: bmm, counted without help.)
+
+ParticleNet (hhfm.models.particlenet, `particlenet_forward_flops`): one jet of n real particles runs on
+P = max(n, max k + 1) slots (the backbone never trims below k+1, so for n <= k the padding counts). Per
+EdgeConv block with k neighbours and C_in -> C'_1 -> ... -> C'_L channels: the kNN inner products
+(P x C_pts) @ (C_pts x P), 2 P^2 C_pts with C_pts = 2 (deta, dphi) for the first block, else C_in; the 1x1
+Conv2d chain on the P*k edges, 2 P k (2 C_in C'_1 + C'_1 C'_2 + ...); the 1x1 Conv1d shortcut when
+C_in != C'_L, 2 P C_in C'_L. Then the fusion 1x1 Conv1d (2 P C_cat C_fusion, if used) and the hidden fc
+Linears per jet. BatchNorm, topk, gathers, masking and pooling count 0, as in FlopCounterMode (which counts
+every one of these products itself: bmm and convolution).
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 import torch.nn as nn
+
+from hhfm.models.particlenet import fusion_width
 
 #: training step = forward + backward, backward ~ 2x forward (grad w.r.t. inputs + grad w.r.t. weights,
 #: one matmul each per forward matmul). Exact for the Linears here (every Linear input requires grad);
@@ -80,8 +91,36 @@ def padded_attention_flops(config: Mapping[str, Any], n_jets: int, P: int) -> fl
     return float(n_jets * (a0 + a1 * P + a2 * P * P))
 
 
+def _particlenet_widths(config: Mapping[str, Any]) -> tuple[int, int]:
+    """(pooled width, embed dim) of a ParticleNetBackbone config."""
+    last = [int(chans[-1]) for _, chans in config["conv_params"]]
+    pooled = fusion_width(sum(last)) if config["use_fusion"] else last[-1]
+    return pooled, int(config["fc_params"][-1][0]) if config["fc_params"] else pooled
+
+
+def particlenet_forward_flops(config: Mapping[str, Any], n: int | np.ndarray) -> float | np.ndarray:
+    """Forward FLOPs of a ParticleNetBackbone (`config` = its .config) on one jet of n real particles, no padding
+    beyond the k+1 minimum (see the module docstring; vectorised over integer arrays n)."""
+    P = np.maximum(np.asarray(n, dtype=np.float64), max(int(k) for k, _ in config["conv_params"]) + 1)
+    per_slot, per_slot2, c_in = 0, 0, int(config["input_dim"])  # FLOPs ~ P and ~ P^2
+    for i, (k, chans) in enumerate(config["conv_params"]):
+        per_slot2 += 2 * (2 if i == 0 else c_in)  # kNN inner products
+        per_slot += int(k) * _chain_flops([2 * c_in, *chans])  # edge convs on P*k edges
+        per_slot += 2 * c_in * int(chans[-1]) if c_in != int(chans[-1]) else 0  # shortcut
+        c_in = int(chans[-1])
+    pooled, _ = _particlenet_widths(config)
+    if config["use_fusion"]:
+        per_slot += 2 * sum(int(chans[-1]) for _, chans in config["conv_params"]) * pooled
+    per_jet = _chain_flops([pooled, *(int(w) for w, _ in config["fc_params"])])
+    out = per_jet + per_slot * P + per_slot2 * P * P
+    return float(out) if out.ndim == 0 else out
+
+
 def tagger_forward_flops(config: Mapping[str, Any], n_outputs: int, n: int | np.ndarray) -> float | np.ndarray:
-    """Forward FLOPs of a JetTagger (backbone + Linear(D, n_outputs) head) on one unpadded jet of n particles."""
+    """Forward FLOPs of a JetTagger (backbone + Linear(D, n_outputs) head) on one unpadded jet of n particles;
+    the backbone by config["architecture"] ("part" when absent, or "particlenet")."""
+    if config.get("architecture", "part") == "particlenet":
+        return particlenet_forward_flops(config, n) + 2 * _particlenet_widths(config)[1] * int(n_outputs)
     return part_forward_flops(config, n) + 2 * int(config["embed_dims"][-1]) * int(n_outputs)
 
 

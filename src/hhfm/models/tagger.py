@@ -1,4 +1,4 @@
-"""Jet taggers on top of the ParT backbone: task heads, checkpoint save/load, loading weights by name.
+"""Jet taggers on top of a backbone (ParT or ParticleNet): task heads, checkpoint save/load, loading weights by name.
 
 A tagger checkpoint (`backbone.pt`) is a plain dict loadable with `torch.load(weights_only=True)`:
     {"format": "hhfm-tagger-v1", "model_config": {...}, "task": str, "state_dict": {...}, "meta": {...}}
@@ -16,17 +16,21 @@ import torch.nn as nn
 
 from hhfm import config
 from hhfm.errors import ConfigError, InputError
-from hhfm.features import JET_CLASSES, REGRESSION_TARGETS
+from hhfm.features import JET_CLASSES, JETCLASS_CLASSES, REGRESSION_TARGETS
 from hhfm.io import atomic_path
 from hhfm.models.particle_transformer import ParticleTransformer
+from hhfm.models.particlenet import PUBLISHED_CONFIG, PUBLISHED_PARTICLENET, ParticleNetBackbone, particlenet_config
 
 log = logging.getLogger("hhfm.models")
 
 CHECKPOINT_FORMAT = "hhfm-tagger-v1"
 N_CLASSES = len(JET_CLASSES)
 H_BB = JET_CLASSES.index("H_bb")
-#: task -> number of outputs: xbb = 1 logit; multiclass = class logits; multilabel = class logits + regressions
-TASK_OUTPUTS = {"xbb": 1, "multiclass": N_CLASSES, "multilabel": N_CLASSES + len(REGRESSION_TARGETS)}
+JETCLASS_HBB, JETCLASS_QCD = JETCLASS_CLASSES.index("Hbb"), JETCLASS_CLASSES.index("QCD")
+#: task -> number of outputs: xbb = 1 logit; multiclass = class logits; multilabel = class logits + regressions;
+#: jetclass = the 10 JetClass class logits (JETCLASS_CLASSES order, the published models' output)
+TASK_OUTPUTS = {"xbb": 1, "multiclass": N_CLASSES, "multilabel": N_CLASSES + len(REGRESSION_TARGETS),
+                "jetclass": len(JETCLASS_CLASSES)}
 
 
 def model_config(model_cfg: Mapping[str, object] | None) -> dict:
@@ -41,15 +45,22 @@ def model_config(model_cfg: Mapping[str, object] | None) -> dict:
     return cfg
 
 
-def build_backbone(model_cfg: Mapping[str, object] | None = None) -> ParticleTransformer:
-    """ParT backbone from the config `model` section (missing keys = paper defaults)."""
-    return ParticleTransformer(**model_config(model_cfg))
+def build_backbone(model_cfg: Mapping[str, object] | None = None) -> nn.Module:
+    """Backbone from the config `model` section, by its `architecture` key: "part" (default; ParticleTransformer,
+    missing keys = paper defaults) or "particlenet" (ParticleNetBackbone, missing keys = PUBLISHED_CONFIG)."""
+    cfg = dict(model_cfg or {})
+    arch = cfg.pop("architecture", "part")
+    if arch == "particlenet":
+        return ParticleNetBackbone(**{k: v for k, v in particlenet_config(cfg).items() if k != "architecture"})
+    if arch != "part":
+        raise ConfigError(f"model architecture must be 'part' or 'particlenet', got {arch!r}")
+    return ParticleTransformer(**model_config(cfg))
 
 
 class JetTagger(nn.Module):
     """Backbone + one linear task head: forward(x, v, mask) -> logits (B, TASK_OUTPUTS[task])."""
 
-    def __init__(self, backbone: ParticleTransformer, task: str):
+    def __init__(self, backbone: nn.Module, task: str):
         super().__init__()
         if task not in TASK_OUTPUTS:
             raise ConfigError(f"task must be one of {sorted(TASK_OUTPUTS)}, got {task!r}")
@@ -61,10 +72,13 @@ class JetTagger(nn.Module):
         return self.head(self.backbone(x, v, mask))
 
     def xbb_score(self, logits: torch.Tensor) -> torch.Tensor:
-        """P(H->bb) in [0, 1] per jet (B,) for every task."""
+        """P(H->bb) in [0, 1] per jet (B,) for every task; jetclass: p(Hbb) / (p(Hbb) + p(QCD)) of the softmax,
+        computed as sigmoid(logit_Hbb - logit_QCD) (identical, and finite when both probabilities underflow)."""
         logits = logits.float()
         if self.task == "xbb":
             return torch.sigmoid(logits[:, 0])
+        if self.task == "jetclass":
+            return torch.sigmoid(logits[:, JETCLASS_HBB] - logits[:, JETCLASS_QCD])
         return torch.softmax(logits[:, :N_CLASSES], dim=1)[:, H_BB]
 
 
@@ -152,6 +166,33 @@ def load_weaver_checkpoint(backbone: ParticleTransformer, path: str | os.PathLik
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     return load_weights_by_name(backbone, convert_weaver_state_dict(sd, backbone.num_heads))
+
+
+def convert_particlenet_state_dict(state_dict: Mapping[str, torch.Tensor], n_hidden_fc: int) -> dict[str, torch.Tensor]:
+    """weaver ParticleNet state dict (optionally under `mod.`) -> JetTagger names: the final classifier
+    `fc.{n_hidden_fc}.*` -> `head.*`, everything else -> `backbone.*` (same names as weaver)."""
+    head = f"fc.{int(n_hidden_fc)}."
+    out: dict[str, torch.Tensor] = {}
+    for k, t in state_dict.items():
+        k = k[4:] if k.startswith("mod.") else k
+        out["head." + k[len(head):] if k.startswith(head) else "backbone." + k] = t
+    return out
+
+
+def load_published_particlenet(path: str | os.PathLike = PUBLISHED_PARTICLENET,
+                               map_location: str | torch.device = "cpu") -> JetTagger:
+    """The published JetClass ParticleNet (PUBLISHED_CONFIG, task "jetclass") in eval mode; any missing,
+    unexpected or misshapen tensor raises InputError naming the file. Default path: relative to the repo root."""
+    sd = _load(path, map_location)
+    if not isinstance(sd, Mapping) or not all(isinstance(t, torch.Tensor) for t in sd.values()):
+        raise InputError(f"{path}: not a ParticleNet state_dict (expected a dict of tensors)")
+    tagger = JetTagger(build_backbone(PUBLISHED_CONFIG), "jetclass")
+    try:
+        load_weights_by_name(tagger, convert_particlenet_state_dict(sd, len(PUBLISHED_CONFIG["fc_params"])),
+                             strict=True)
+    except InputError as err:
+        raise InputError(f"{path}: does not match the published ParticleNet ({err})") from err
+    return tagger.to(map_location).eval()
 
 
 def _load(path: str | os.PathLike, map_location) -> object:

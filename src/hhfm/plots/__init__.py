@@ -27,6 +27,7 @@ FIGURES: dict[str, str] = {
     "latent_maps": "t-SNE maps of pretrained and fine-tuned jet embeddings by jet class and event label",
     "embedding_auc": "per-dimension H->bb vs QCD AUC of each jet embedding",
     "rejection_vs_compute": "rejection at 90 % signal efficiency vs training compute, pretraining in full or amortised",
+    "domain_adaptation": "rejection at 90 % signal efficiency vs training events of heads on each pretraining source",
 }
 FORMATS = ("pdf", "png")
 
@@ -38,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="head run directories (metrics.csv, scores.parquet, run.json)")
     parser.add_argument("--jet-scores", nargs="*", default=[], metavar="TASK=PATH",
                         help="jet_scores.parquet of each pretrained backbone, named by its pretraining task")
+    parser.add_argument("--default-backbone", default="xbb",
+                        help="backbone of head models without an @ suffix (heads.backbone_task or pretrain.task)")
     parser.add_argument("--outdir", required=True, help="figure directory (results/plots)")
 
 

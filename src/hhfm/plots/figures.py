@@ -18,6 +18,7 @@ from hhfm.errors import InputError  # noqa: E402
 from hhfm.evaluate.summarise import JET_COLUMNS, parse_jet_scores  # noqa: E402
 from hhfm.io import atomic_path, setup_logging  # noqa: E402
 from hhfm.plots import FIGURES, FORMATS  # noqa: E402
+from hhfm.plots.domain import domain_adaptation  # noqa: E402
 from hhfm.plots.performance import data_efficiency_bars, jet_roc, metric_vs_events, roc_full_data  # noqa: E402
 from hhfm.plots.represent import cka_layers, cka_vs_events, embedding_auc, latent_maps, rejection_vs_compute  # noqa: E402
 from hhfm.plots.physics import limit_vs_events, limits_vs_mass, sculpting, score_distributions, training_curves  # noqa: E402
@@ -82,6 +83,7 @@ def make_all(args: argparse.Namespace) -> None:
         "latent_maps": lambda: latent_maps(latent),
         "embedding_auc": lambda: embedding_auc(dim_auc),
         "rejection_vs_compute": lambda: rejection_vs_compute(compute, to_ref, ref, int(cfg.evaluate.amortise_over)),
+        "domain_adaptation": lambda: domain_adaptation(agg, args.default_backbone),
     }
     assert set(figures) == set(FIGURES)
     for name, draw in figures.items():

@@ -140,7 +140,7 @@ def jet_roc(jets: dict[str, pd.DataFrame]) -> plt.Figure:
         frame = frame[frame["label_xbb"].isin([0, 1])]
         if frame["label_xbb"].nunique() < 2:
             return empty(fig, ax, f"jet scores of {task} need both H->bb and QCD jets")
-        curves = [(f"ParT {task}", "score")] + ([("fj_doubleb", "fj_doubleb")] if i == 0 else [])
+        curves = [(_label(task), "score")] + ([("fj_doubleb", "fj_doubleb")] if i == 0 else [])
         for name, col in curves:
             rej, lo, hi = rejection_band(frame[col].to_numpy(), frame["label_xbb"].to_numpy(), EFF_GRID, ROC_BOOTSTRAP)
             line, = ax.plot(EFF_GRID, rej, label=name)
@@ -150,3 +150,10 @@ def jet_roc(jets: dict[str, pd.DataFrame]) -> plt.Figure:
     ax.set_ylabel("QCD jet rejection")
     ax.legend(title="band: 68 % bootstrap", title_fontsize="x-small")
     return fig
+
+
+def _label(task: str) -> str:
+    """A backbone's tagger as tables and figures name it (hhfm.backbones.tagger_label; other names as given)."""
+    from hhfm import backbones
+
+    return backbones.tagger_label(task) if task in backbones.BACKBONES else f"ParT {task}"

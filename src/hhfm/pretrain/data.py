@@ -17,11 +17,13 @@ import torch
 
 from hhfm.dataset import jet_rows, multiplicities, open_dataset, read_rows
 from hhfm.errors import InputError
-from hhfm.features import JET_CLASSES, REGRESSION_TARGETS
+from hhfm.features import JET_CLASSES, JETCLASS_CLASSES, REGRESSION_TARGETS
 from hhfm.training.stream import Batch, StreamSettings, WindowDataset, epoch_windows, stream
 
-TASKS = ("xbb", "multiclass", "multilabel")
+#: the label column (in /jets) of each training objective (hhfm.backbones.OBJECTIVES)
+LABEL = {"xbb": "label_xbb", "multiclass": "label_class", "multilabel": "label_class", "jetclass": "label_jetclass"}
 H_BB = JET_CLASSES.index("H_bb")
+JETCLASS_HBB = JETCLASS_CLASSES.index("Hbb")
 #: per-jet columns carried into jet_scores.parquet next to the tagger's score
 JET_INFO = ["fj_doubleb", "fj_pt", "fj_sdmass"]
 #: per-particle arrays, streamed: (name in /jets, name in a batch)
@@ -29,7 +31,8 @@ BIG = {"features": "x", "vectors": "v", "mask": "mask"}
 
 
 def _small(task: str) -> list[str]:
-    return ["label_xbb", "label_class", *JET_INFO, *(REGRESSION_TARGETS if task == "multilabel" else [])]
+    extra = REGRESSION_TARGETS if task == "multilabel" else ["label_jetclass"] if task == "jetclass" else []
+    return ["label_xbb", "label_class", *JET_INFO, *extra]
 
 
 @dataclass
@@ -86,8 +89,10 @@ class _Prepare:
 
 
 def load_split(path: str, split: str, task: str, limit: int = 0, seed: int = 0) -> JetSplit:
-    """Labelled, in-window jets of one split (`limit` > 0 keeps a seeded subset); big arrays stay on disk."""
-    label = "label_xbb" if task == "xbb" else "label_class"
+    """Labelled, in-window jets of one split (`limit` > 0 keeps a seeded subset); big arrays stay on disk.
+
+    `task`: the training objective (LABEL), whose label column selects the jets."""
+    label = LABEL[task]
     needed = [*BIG, *_small(task), "in_window", "split"]
     with open_dataset(path) as f:
         jets = f["jets"]
@@ -115,4 +120,6 @@ def regression_transform(data: dict[str, torch.Tensor]) -> torch.Tensor:
 
 def signal_of(data: dict[str, torch.Tensor], task: str) -> torch.Tensor:
     """1 for H->bb jets (the Xbb metric's signal), 0 otherwise."""
+    if task == "jetclass":
+        return data["label_jetclass"] == JETCLASS_HBB
     return (data["label_xbb"] == 1) if task == "xbb" else (data["label_class"] == H_BB)

@@ -1,6 +1,6 @@
 """Pretraining as a task of the training engine: the tagger, its loss, its batches and its validation.
 
-Loss: BCE with pos_weight (xbb), class-weighted softmax CE (multiclass), and for multilabel CE plus
+Loss: BCE with pos_weight (xbb), class-weighted softmax CE (multiclass, jetclass), and for multilabel CE plus
 smooth-L1 on the standardised REGRESSION_TARGETS (Ho et al. 2412.10665). Class weights are the
 inverse train-split frequencies.
 """
@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from hhfm.config import Section
-from hhfm.features import JET_CLASSES, REGRESSION_TARGETS
+from hhfm.features import JET_CLASSES, JETCLASS_CLASSES, REGRESSION_TARGETS
 from hhfm.metrics import validation_metrics
-from hhfm.pretrain.data import JetSplit, regression_transform, signal_of
+from hhfm.pretrain.data import LABEL, JetSplit, regression_transform, signal_of
 from hhfm.training import autocast, build_optimizer, distributed
 from hhfm.models.flops import TRAIN_FACTOR
 from hhfm.training.compute import jets_forward_flops
@@ -36,10 +36,11 @@ class TaskLoss:
             self.pos_weight = torch.tensor(pw, device=device)
             self.meta["pos_weight"] = pw
         else:
-            counts = torch.bincount(train["label_class"].long(), minlength=len(JET_CLASSES)).double()
-            w = torch.where(counts > 0, counts.sum() / (len(JET_CLASSES) * counts.clamp(min=1)), torch.ones_like(counts))
+            classes = JETCLASS_CLASSES if task == "jetclass" else JET_CLASSES
+            counts = torch.bincount(train[LABEL[task]].long(), minlength=len(classes)).double()
+            w = torch.where(counts > 0, counts.sum() / (len(classes) * counts.clamp(min=1)), torch.ones_like(counts))
             self.class_weight = (w if cfg.class_weights else torch.ones_like(w)).float().to(device)
-            self.meta["class_weight"] = dict(zip(JET_CLASSES, self.class_weight.tolist()))
+            self.meta["class_weight"] = dict(zip(classes, self.class_weight.tolist()))
         if task == "multilabel":
             self._fit_regression(train, device)
 
@@ -54,8 +55,8 @@ class TaskLoss:
         """Per-jet targets: (n,) for xbb / multiclass, (n, 1 + 3) [class, standardised regressions] for multilabel."""
         if self.task == "xbb":
             return data["label_xbb"].float()
-        if self.task == "multiclass":
-            return data["label_class"].long()
+        if self.task in ("multiclass", "jetclass"):
+            return data[LABEL[self.task]].long()
         reg = regression_transform(data).float()
         reg = (reg - self.reg_mean.cpu()) / self.reg_std.cpu()
         return torch.cat((data["label_class"].float()[:, None], reg), 1)
@@ -64,7 +65,7 @@ class TaskLoss:
         logits = logits.float()
         if self.task == "xbb":
             return F.binary_cross_entropy_with_logits(logits[:, 0], y, pos_weight=self.pos_weight)
-        if self.task == "multiclass":
+        if self.task in ("multiclass", "jetclass"):
             return F.cross_entropy(logits, y, weight=self.class_weight)
         k = len(JET_CLASSES)
         loss = F.cross_entropy(logits[:, :k], y[:, 0].long(), weight=self.class_weight)
@@ -77,16 +78,23 @@ class TaskLoss:
 class PretrainTask:
     """The engine's view of pretraining (hhfm.training.TrainTask); jets streamed from the dataset."""
 
-    def __init__(self, cfg: Section, train: JetSplit, val: JetSplit, device: torch.device, stream: StreamSettings):
-        from hhfm.models import build_tagger
+    def __init__(self, cfg: Section, train: JetSplit, val: JetSplit, device: torch.device, stream: StreamSettings,
+                 objective: str, init: str | None = None):
+        """`objective`: hhfm.backbones.OBJECTIVES; `init`: a tagger checkpoint whose backbone (architecture and
+        weights) the training starts from, with a new task head (None: a ParT from cfg.model, random)."""
+        from hhfm.models import JetTagger, build_tagger, load_tagger
 
         p = cfg.pretrain
-        self.p, self.task, self.device, self.seed, self.stream = p, p.task, device, int(cfg.seed), stream
+        self.p, self.task, self.device, self.seed, self.stream = p, objective, device, int(cfg.seed), stream
         self.train_d, self.val_d = train, val
-        self.loss_fn = TaskLoss(p.task, train.cols, p, device)
-        self.sig_val = signal_of(val.cols, p.task).numpy()
+        self.loss_fn = TaskLoss(objective, train.cols, p, device)
+        self.sig_val = signal_of(val.cols, objective).numpy()
         torch.manual_seed(self.seed)
-        self.model = build_tagger(cfg.model.to_dict(), p.task).to(device)
+        if init is None:
+            self.model = build_tagger(cfg.model.to_dict(), objective).to(device)
+        else:
+            self.model = JetTagger(load_tagger(init)[0].backbone, objective).to(device)
+            self.model.train()
         self.optimizer = build_optimizer(self.model, p.optimizer, p.lr, p.weight_decay)
         self.mult = 32 if p.compile else (8 if device.type == "cuda" else 1)
         self.model.backbone.trim_multiple = self.mult  # the model's own trim must not undo the bucketing
@@ -118,25 +126,34 @@ class PretrainTask:
         val_loss, scores = self.predict(self.val_d)
         return val_loss, validation_metrics(scores, self.sig_val)
 
-    @torch.no_grad()
-    def predict(self, data: JetSplit) -> tuple[float, np.ndarray]:
-        """(mean loss, Xbb scores in row order) over a split, eval mode; DDP ranks share the windows."""
-        model, total, scores, pos = self.run_model, 0.0, [], []
-        model.eval()
-        mult = 8 if self.device.type == "cuda" else 1
-        ranks = distributed.current()
-        for batch in data.batches(self.p.eval_batch_size, self.stream, multiple_of=mult,
-                                  pin_memory=self.device.type == "cuda", shard=(ranks.rank, ranks.world),
-                                  by_window=True):
-            dev = self.device
-            with autocast(dev):
-                logits = model(batch["x"].to(dev), batch["v"].to(dev), batch["mask"].to(dev))
-            total += float(self.loss_fn(logits, self.loss_fn.targets(batch).to(dev))) * len(batch["pos"])
-            scores.append(self.model.xbb_score(logits).float().cpu().numpy())
-            pos.append(batch["pos"].numpy())
-        if not ranks.enabled:
-            return total / len(data), np.concatenate(scores)
+    def predict(self, data: JetSplit, with_loss: bool = True) -> tuple[float, np.ndarray]:
+        """(mean loss, Xbb scores in row order) over a split, eval mode; DDP ranks share the windows.
+        `with_loss=False` (loss NaN) scores jets without this objective's labels (a JetClass tagger on analysis jets)."""
+        return predict_scores(self.run_model, self.model, data, self.device, int(self.p.eval_batch_size), self.stream,
+                              self.loss_fn if with_loss else None)
+
+
+@torch.no_grad()
+def predict_scores(run_model: torch.nn.Module, tagger: torch.nn.Module, data: JetSplit, device: torch.device,
+                   batch_size: int, stream: StreamSettings, loss_fn: TaskLoss | None = None) -> tuple[float, np.ndarray]:
+    """(mean loss or NaN without `loss_fn`, tagger.xbb_score per jet in row order) over a split, eval mode.
+    DDP ranks score their share of the windows and gather by position (every rank gets every score)."""
+    run_model.eval()
+    total, scores, pos = 0.0, [], []
+    mult = 8 if device.type == "cuda" else 1
+    ranks = distributed.current()
+    for batch in data.batches(batch_size, stream, multiple_of=mult, pin_memory=device.type == "cuda",
+                              shard=(ranks.rank, ranks.world), by_window=True):
+        with autocast(device):
+            logits = run_model(batch["x"].to(device), batch["v"].to(device), batch["mask"].to(device))
+        if loss_fn is not None:
+            total += float(loss_fn(logits, loss_fn.targets(batch).to(device))) * len(batch["pos"])
+        scores.append(tagger.xbb_score(logits).float().cpu().numpy())
+        pos.append(batch["pos"].numpy())
+    if ranks.enabled:
         (total,) = distributed.all_reduce_sum([total])
-        _, scores_all = distributed.gather_by_position(np.concatenate(pos or [np.empty(0, np.int64)]),
-                                                      np.concatenate(scores or [np.empty(0, np.float32)]))
-        return total / len(data), scores_all
+        _, all_scores = distributed.gather_by_position(np.concatenate(pos or [np.empty(0, np.int64)]),
+                                                       np.concatenate(scores or [np.empty(0, np.float32)]))
+    else:
+        all_scores = np.concatenate(scores)
+    return (total / len(data) if loss_fn is not None else float("nan")), all_scores

@@ -2,7 +2,9 @@
 
 Conventions (README "Stage: skim"): particles re-sorted by pT (descending) and truncated/padded to
 `max_particles`; pT = ptrel * fj_pt, E = erel * E_jet with E_jet from (fj_pt, fj_eta, fj_mass);
-deta = eta - eta_jet (the record's etarel is sign(eta_jet) * deta); impact parameters in mm.
+part_deta = sign(eta_jet) * (eta - eta_jet), the record's etarel and JetClass' convention (so published
+JetClass weights see the same jet at eta and -eta); the four-vectors use the true eta = eta_jet + Δη;
+impact parameters in mm.
 """
 
 from __future__ import annotations
@@ -85,7 +87,8 @@ def _raw_particle_columns(chunk: ak.Array, offsets: np.ndarray, pf: dict) -> tup
     m = len(jet)
     ptrel, erel = pf["pfcand_ptrel"], pf["pfcand_erel"]
     pt, e = ptrel * jet_pt[jet], erel * jet_e[jet]
-    deta = np.where(jet_eta >= 0, np.float32(1), np.float32(-1))[jet] * pf["pfcand_etarel"]
+    etarel = pf["pfcand_etarel"]  # sign(eta_jet) * (eta - eta_jet): the stored part_deta (JetClass convention)
+    deta = np.where(jet_eta >= 0, np.float32(1), np.float32(-1))[jet] * etarel  # true eta - eta_jet
     dphi = pf["pfcand_phirel"]
     raw = np.zeros((len(PARTICLE_FEATURE_NAMES), m + 1), dtype=np.float32)
     col = {name: raw[i, :m] for i, name in enumerate(PARTICLE_FEATURE_NAMES)}
@@ -97,7 +100,7 @@ def _raw_particle_columns(chunk: ak.Array, offsets: np.ndarray, pf: dict) -> tup
                         ("part_isChargedHadron", pf["pfcand_isChargedHad"]),
                         ("part_isNeutralHadron", pf["pfcand_isNeutralHad"]), ("part_isPhoton", pf["pfcand_isGamma"]),
                         ("part_isElectron", pf["pfcand_isEl"]), ("part_isMuon", pf["pfcand_isMu"]),
-                        ("part_deta", deta), ("part_dphi", dphi)):
+                        ("part_deta", etarel), ("part_dphi", dphi)):
             col[name][...] = x
         for ip, name in (("dxy", "part_d0"), ("dz", "part_dz")):
             d, sig = s * pf[f"pfcand_{ip}"], pf[f"pfcand_{ip}sig"]
