@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -60,6 +61,8 @@ def domain_adaptation(agg: pd.DataFrame, default: str, metric: str = "rej90") ->
         ax.legend(fontsize="x-small")
         rax.axhline(1.0, color="grey", lw=1)
         rax.set(xlabel="training events")
+        rax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         rax.set_ylabel(f"/ @{default}", fontsize="small")
+    fig.subplots_adjust(wspace=0.35)
     fig.align_ylabels()
     return fig
