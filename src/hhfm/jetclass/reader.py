@@ -93,24 +93,12 @@ def column_specs(max_particles: int) -> dict[str, tuple[tuple[int, ...], str]]:
 def open_jetclass_tree(path: str | os.PathLike):
     """The checked `tree` of a JetClass file: InputError (naming the file) if missing, not ROOT, truncated,
     without `tree`, lacking a branch, or empty."""
-    from hhfm.skim.reader import _open_file  # same checks as the skim: missing / truncated / not ROOT
-    import uproot
+    from hhfm.skim.reader import _open_file, checked_tree  # same checks as the skim: missing / truncated / not ROOT
 
     source = str(path)
     if "://" not in source and not Path(source).exists():
         raise InputError(f"{source}: input file does not exist")
-    f = _open_file(source)
-    try:
-        tree = f[TREE]
-    except Exception as err:
-        raise InputError(f"{source}: no TTree '{TREE}' (a JetClass file has one; keys: "
-                         f"{f.keys(cycle=False)})") from err
-    if not isinstance(tree, uproot.TTree):
-        raise InputError(f"{source}: '{TREE}' is a {type(tree).__name__}, not a TTree")
-    present = set(tree.keys(full_paths=False))
-    missing = [b for b in BRANCHES if b not in present]
-    if missing:
-        raise InputError(f"{source}: tree '{TREE}' lacks branch(es) {', '.join(missing)} (JetClass format)")
+    tree = checked_tree(_open_file(source), source, TREE, BRANCHES, " (JetClass format)")
     if tree.num_entries == 0:
         raise InputError(f"{source}: tree '{TREE}' has no entries (empty file)")
     return tree

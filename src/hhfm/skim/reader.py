@@ -41,16 +41,22 @@ def open_tree(source: str, policy: RetryPolicy | None = None):
     if is_xrootd(source):
         configure_client(policy)
     f = call_with_retries(lambda: _open_file(source), source, "open the file", policy)
+    return checked_tree(f, source, TREE, BRANCHES)
+
+
+def checked_tree(f, source: str, name: str, branches, what: str = "") -> "uproot.TTree":
+    """Tree `name` of an open file, with every branch of `branches`; InputError naming the file and what
+    is missing otherwise (`what`: the format, e.g. " (JetClass format)")."""
     try:
-        tree = f[TREE]
+        tree = f[name]
     except Exception as err:
-        raise InputError(f"{source}: no TTree '{TREE}' (keys: {f.keys(cycle=False)})") from err
+        raise InputError(f"{source}: no TTree '{name}'{what} (keys: {f.keys(cycle=False)})") from err
     if not isinstance(tree, uproot.TTree):
-        raise InputError(f"{source}: '{TREE}' is a {type(tree).__name__}, not a TTree")
+        raise InputError(f"{source}: '{name}' is a {type(tree).__name__}, not a TTree")
     present = set(tree.keys(full_paths=False))
-    missing = [b for b in BRANCHES if b not in present]
+    missing = [b for b in branches if b not in present]
     if missing:
-        raise InputError(f"{source}: tree '{TREE}' lacks branch(es) {', '.join(missing)}")
+        raise InputError(f"{source}: tree '{name}' lacks branch(es) {', '.join(missing)}{what}")
     return tree
 
 
