@@ -264,7 +264,7 @@ def tiny_run(tmp_path_factory) -> dict:
     else:
         run_args = ["--cores", "2", "--resources", "gpu=1"]
     t0 = time.perf_counter()
-    proc = smk("all", *common, *configs(), *run_args, timeout=1800)  # targets first: --resources takes a list
+    proc = smk("all", *common, *configs(), *run_args, timeout=2700)  # targets first: --resources takes a list
     return {"workdir": workdir, "common": common, "planned": planned, "proc": proc, "slurm": use_slurm,
             "wall_s": time.perf_counter() - t0}
 

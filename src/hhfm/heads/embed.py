@@ -54,19 +54,28 @@ def load_frozen_tagger(path: str | Path, device: torch.device) -> tuple[torch.nn
 @torch.no_grad()
 def embed_jets(tagger: torch.nn.Module, x: np.ndarray, v: np.ndarray, mask: np.ndarray, batch_size: int,
                device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings (N, D) and scores (N,) of jets x (N, P, F), v (N, P, 4), mask (N, P), in batches."""
+    """Embeddings (N, D) and scores (N,) of jets x (N, P, F), v (N, P, 4), mask (N, P), in batches.
+
+    Batches hold jets of similar multiplicity (sorted, then put back in row order): the backbone trims each
+    batch to its longest jet, and padding does not change a jet's output, so this only saves time (2x for
+    ParticleNet on CPU, whose k-NN and edge convolutions scale with the padded length)."""
     from hhfm.heads.model import jet_outputs
 
+    order = np.argsort(np.asarray(mask).sum(1), kind="stable")
     embs, scores = [], []
     for i in range(0, len(x), batch_size):
-        xb, vb, mb = (torch.from_numpy(a[i : i + batch_size]).to(device) for a in (x, v, mask))
+        rows = np.sort(order[i : i + batch_size])  # sorted rows: h5py-friendly if x is a dataset
+        xb, vb, mb = (torch.from_numpy(np.asarray(a[rows])).to(device) for a in (x, v, mask))
         with autocast(device):
             emb, score = jet_outputs(tagger, xb, vb, mb)
         embs.append(emb.float().cpu().numpy())
         scores.append(score.float().cpu().numpy())
     d = tagger.backbone.embed_dim
-    return (np.concatenate(embs) if embs else np.empty((0, d), np.float32),
-            np.concatenate(scores) if scores else np.empty(0, np.float32))
+    if not embs:
+        return np.empty((0, d), np.float32), np.empty(0, np.float32)
+    back = np.empty(len(order), np.int64)
+    back[np.concatenate([np.sort(order[i : i + batch_size]) for i in range(0, len(x), batch_size)])] = np.arange(len(order))
+    return np.concatenate(embs)[back], np.concatenate(scores)[back]
 
 
 def run(args: argparse.Namespace) -> None:
