@@ -40,7 +40,7 @@ hhfm_remote.configure_client(hhfm_remote.RetryPolicy(**config["skim"]["remote"])
 wildcard_constraints:
     sample=r"[A-Za-z0-9_]+",
     index=r"\d+",
-    model=r"[A-Za-z_]+(-[A-Za-z_]+)?(@[a-z_]+)?",
+    model=model_names.pattern(),
     fraction=r"[0-9.]+(e-?\d+)?",
     seed=r"\d+",
     task=backbones.wildcard_pattern(),
@@ -62,3 +62,4 @@ rule all:
     default_target: True
     input:
         plot_targets(),
+        layout.CLAIMS_TABLE,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import h5py
@@ -11,13 +12,13 @@ import pandas as pd
 import pytest
 import torch
 
-from hhfm import config
+from hhfm import backbones, config, layout, model_names
 from hhfm.cli import main as hhfm_main
 from hhfm.dataset import read_rows
 from hhfm.errors import ConfigError, InputError
-from hhfm.heads.data import HeadData, val_fraction
+from hhfm.heads.data import HeadData, training_weights, val_fraction
 from hhfm.heads.model import DeepSetsHead, EventClassifier, build_head, load_run_tagger, parse_model
-from hhfm.heads.task import build_model
+from hhfm.heads.task import HeadTask, build_model
 from hhfm.layout import HISTORY_COLUMNS, RUN_FIELDS, SCORE_COLUMNS
 from hhfm.metrics import auc
 from hhfm.models import load_tagger
@@ -288,3 +289,197 @@ def test_bad_inputs_raise_clear_errors(dataset, backbone, tmp_path):
     assert hhfm_main(["embed", "--dataset", str(tmp_path / "none.h5"), "--backbone", str(backbone),
                       "--output", str(tmp_path / "e.h5")]) == 1
     assert not (tmp_path / "e.h5").exists()
+
+
+# --- +weighted models: event weights, names, loss ---------------------------------------------------
+
+def test_training_weights_per_mass_balance_mean_one():
+    label = np.array([0, 0, 0, 1, 1, 1, 1, 1])
+    mass = np.array([0, 0, 0, 1000, 1000, 1000, 2500, 2500], dtype=np.float32)
+    weight = np.array([10.0, 1.0, 0.1, 0.5, 0.25, 0.25, 0.2, 0.8])
+    before = weight.copy()
+    w = training_weights(label, mass, weight, "d.h5 (train events)")
+    # by hand: background 11.1 pb; each mass to 11.1 / 2 = 5.55 (same shape inside a mass); then mean 1 over 8 events
+    k = 8 / 22.2
+    expected = k * np.array([10.0, 1.0, 0.1, 2.775, 1.3875, 1.3875, 1.11, 4.44])
+    assert np.allclose(w, expected, rtol=1e-12)
+    assert w.dtype == np.float64 and np.array_equal(weight, before)  # the input is not modified
+    sig = label == 1
+    assert w.mean() == pytest.approx(1.0)
+    assert w[sig].sum() == pytest.approx(w[~sig].sum())  # class balance
+    assert w[mass == 1000].sum() == pytest.approx(w[mass == 2500].sum())  # every mass counts equally
+    assert np.allclose(w[~sig] / weight[~sig], w[0] / weight[0])  # background keeps its cross-section shape
+
+
+@pytest.mark.parametrize("weight,label,message", [
+    ([1.0, np.nan, 1.0], [0, 0, 1], r"d\.h5 \(train events\): field 'weight' .* 1 non-finite"),
+    ([1.0, np.inf, 1.0], [0, 1, 1], "field 'weight' .* non-finite"),
+    ([1.0, -0.5, 1.0], [0, 0, 1], "field 'weight' .* 1 negative"),
+    ([1.0, 2.0, 1.0], [0, 0, 0], "need signal and background events, got 0 signal and 3 background"),
+    ([1.0, 2.0, 1.0], [1, 1, 1], "got 3 signal and 0 background"),
+    ([0.0, 0.0, 1.0], [0, 0, 1], "sums to zero over the background"),
+    ([1.0, 0.0, 1.0], [0, 1, 1], "sums to zero over the signal events of mass 1000 GeV"),
+])
+def test_training_weights_bad_input(weight, label, message):
+    mass = np.array([0.0, 1000.0, 2500.0]) * np.array(label)
+    with pytest.raises(InputError, match=message):
+        training_weights(np.array(label), mass, np.array(weight), "d.h5 (train events)")
+
+
+GOOD_NAMES = ["standard", "standard+weighted", "score-frozen", "embedding-finetuned+weighted",
+              "embedding_only-scratch@xbb", "embedding-frozen@particlenet_jetclass+weighted",
+              "embedding-frozen@jetclass+weighted", "score-scratch@particlenet_jetclass_xbb+weighted"]
+BAD_NAMES = ["weighted", "+weighted", "standard+", "standard@xbb", "standard+weighted+weighted",
+             "embedding-frozen+weighted@jetclass", "embedding-frozen@nope+weighted", "embedding-frozen@+weighted",
+             "embedding-frozen+Weighted", "embedding-frozen-weighted", "score-partial+weighted",
+             "embedding-frozen+unweighted", "embedding-frozen@jetclass+weighted "]
+
+
+def test_every_consumer_parses_a_weighted_name_alike():
+    name, twin = "embedding-frozen@jetclass+weighted", "embedding-frozen@jetclass"
+    assert model_names.parse(name) == ("embedding", "frozen", "jetclass", True)
+    assert model_names.parse(twin) == ("embedding", "frozen", "jetclass", False)
+    assert model_names.parse("standard+weighted") == ("standard", "frozen", None, True)
+    assert parse_model(name) == ("embedding", "frozen")
+    assert backbones.of_head_model(name, "xbb") == "jetclass" and backbones.of_head_model("standard+weighted", "xbb") is None
+    assert backbones.of_head_model("embedding-finetuned+weighted", "multiclass") == "multiclass"
+    assert re.fullmatch(model_names.pattern(), name)  # the Snakefile's {model} constraint
+    assert config.validate({"heads": {"models": [name]}})["heads"]["models"] == [name]
+    # tables: the `weighted` run column, also for run.json files written before it existed
+    assert layout.run_labels({"model": name, "representation": "embedding", "strategy": "frozen", "fraction": 1.0,
+                              "seed": 0, "n_train_events": 10})["weighted"] is True
+    # figures: the same colour as the unweighted twin, another line style
+    from hhfm.plots.common import model_colors, model_linestyle
+
+    colors = model_colors([name, twin, "standard"])
+    assert colors[name] == colors[twin] != colors["standard"]
+    assert model_linestyle(name) == "--" and model_linestyle(twin) == "-"
+
+
+@pytest.mark.parametrize("name", GOOD_NAMES + BAD_NAMES)
+def test_schema_pattern_and_parser_accept_the_same_names(name):
+    def schema_ok() -> bool:
+        try:
+            config.validate({"heads": {"models": [name]}})
+        except ConfigError:
+            return False
+        return True
+
+    def parser_ok() -> bool:
+        try:
+            model_names.parse(name)
+        except ConfigError:
+            return False
+        return True
+
+    expected = name in GOOD_NAMES
+    assert schema_ok() == parser_ok() == bool(re.fullmatch(model_names.pattern(), name)) == expected
+
+
+def _task(dataset: Path, weighted: bool) -> HeadTask:
+    params = heads_section()
+    data = HeadData(dataset, 1.0, params, "standard", weighted=weighted)
+    model = build_model("standard", "frozen", params, [SEED, 0], rep_dim=1)
+    return HeadTask(model, data, "frozen", params, [SEED, 0], torch.device("cpu"))
+
+
+def _bce_terms(logit: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """-[y log sigmoid(z) + (1 - y) log(1 - sigmoid(z))] per event, by hand."""
+    logit = logit.astype(np.float64)
+    return np.logaddexp(0, -logit) * y + np.logaddexp(0, logit) * (1 - y)
+
+
+def test_weighted_loss_is_the_mean_of_weight_times_bce(dataset):
+    task = _task(dataset, weighted=True)
+    train, val = task.data.splits["train"], task.data.splits["val"]
+    assert task.weighted and task.pos_weight is None
+    for ev in (train, val):  # the split's own weights, a pure function of its events
+        assert np.array_equal(ev.loss_weight, training_weights(ev.label, ev.mass, ev.weight, "x"))
+        assert ev.loss_weight.mean() == pytest.approx(1.0)
+    assert task.data.splits["test"].loss_weight is None
+    idx = np.arange(0, len(train), 3)
+    batch = task.data.batch("train", idx, torch.device("cpu"))
+    assert np.allclose(batch["weight"].numpy(), train.loss_weight[idx])
+    loss, n = task.loss(batch)
+    loss = loss.detach()
+    with torch.no_grad():
+        logit = task.model(batch).numpy()
+    y, w = train.label[idx], train.loss_weight[idx]
+    assert n == len(idx)
+    assert float(loss) == pytest.approx(float(np.mean(w * _bce_terms(logit, y))), rel=1e-5)
+    assert float(loss) != pytest.approx(float(np.mean(_bce_terms(logit, y))), rel=1e-3)  # the weights matter
+    val_loss, _ = task.validate()  # early stopping's loss: same formula on the validation events and weights
+    assert val_loss == pytest.approx(float(np.mean(val.loss_weight * _bce_terms(task.predict("val"), val.label))),
+                                     rel=1e-9)
+
+
+def test_unweighted_loss_keeps_pos_weight_and_its_batches(dataset):
+    task, weighted = _task(dataset, weighted=False), _task(dataset, weighted=True)
+    train = task.data.splits["train"]
+    n_sig = train.label.sum()
+    assert not task.weighted and task.pos_weight == pytest.approx((len(train) - n_sig) / n_sig)
+    assert all(ev.loss_weight is None for ev in task.data.splits.values())
+    idx = np.arange(0, len(train), 3)
+    batch, wbatch = (t.data.batch("train", idx, torch.device("cpu")) for t in (task, weighted))
+    assert "weight" not in batch and set(wbatch) == set(batch) | {"weight"}
+    assert all(torch.equal(batch[k], wbatch[k]) for k in batch)  # same events, same inputs
+    loss = task.loss(batch)[0].detach()
+    with torch.no_grad():
+        logit = task.model(batch).numpy()
+    y = train.label[idx]
+    by_hand = np.mean(_bce_terms(logit, y) * np.where(y == 1, task.pos_weight, 1.0))
+    assert float(loss) == pytest.approx(float(by_hand), rel=1e-5)
+
+
+def test_weighted_run_differs_from_its_twin_and_resumes(dataset, tmp_path):
+    """standard+weighted trains on other losses than standard (same seed, same events); run.json says which;
+    the unweighted run is the same whether or not its twin exists; a weighted run resumes bit-identically."""
+    args = dict(dataset=dataset, fraction=0.5, seed=1)
+    assert train_head("standard", tmp_path / "plain", **args) == 0
+    assert train_head("standard+weighted", tmp_path / "weighted", **args) == 0
+    runs = {d: json.loads((tmp_path / d / "run.json").read_text()) for d in ("plain", "weighted")}
+    assert runs["plain"]["weighted"] is False and runs["weighted"]["weighted"] is True
+    assert runs["weighted"]["model"] == "standard+weighted" and runs["weighted"]["representation"] == "fj_doubleb"
+    assert set(runs["weighted"]) == set(RUN_FIELDS)
+    for key in ("n_train_events", "n_val_events", "n_test_events"):
+        assert runs["plain"][key] == runs["weighted"][key]
+    plain, weighted = (pd.read_parquet(tmp_path / d / "scores.parquet") for d in ("plain", "weighted"))
+    assert np.array_equal(plain["event"], weighted["event"]) and not np.allclose(plain["logit"], weighted["logit"])
+    hist = {d: pd.read_csv(tmp_path / d / "metrics.csv") for d in ("plain", "weighted")}
+    assert not np.allclose(hist["plain"]["train_loss"], hist["weighted"]["train_loss"])
+    # the unweighted run through the same code path, in another directory: bit-identical (determinism)
+    assert train_head("standard", tmp_path / "again", **args) == 0
+    assert plain.equals(pd.read_parquet(tmp_path / "again" / "scores.parquet"))
+    # a weighted run stopped after one epoch and resumed ends as the uninterrupted one
+    assert train_head("standard+weighted", tmp_path / "cut", **args, extra=("--stop-after", "1")) == 0
+    assert not (tmp_path / "cut" / "scores.parquet").exists()
+    assert train_head("standard+weighted", tmp_path / "cut", **args) == 0
+    assert weighted.equals(pd.read_parquet(tmp_path / "cut" / "scores.parquet"))
+    cols = ["epoch", "train_loss", "val_loss", "val_auc", "lr"]
+    assert hist["weighted"][cols].equals(pd.read_csv(tmp_path / "cut" / "metrics.csv")[cols])
+
+
+def test_figures_draw_a_weighted_model_dashed_in_its_twins_colour():
+    from hhfm.plots.domain import domain_adaptation
+    from hhfm.plots.performance import metric_vs_events
+
+    models = [("standard", "fj_doubleb", 5.0), ("standard+weighted", "fj_doubleb", 4.0),
+              ("embedding-frozen", "embedding", 10.0), ("embedding-frozen+weighted", "embedding", 8.0),
+              ("embedding-frozen@particlenet_jetclass", "embedding", 30.0),
+              ("embedding-frozen@particlenet_jetclass+weighted", "embedding", 16.0)]
+    agg = pd.DataFrame([{"model": m, "representation": r, "strategy": "frozen", "fraction": f, "mass": "all",
+                         "metric": "rej90", "n_train_events": 1000 * f, "mean": v * f, "std": 0.0, "n": 1,
+                         "err_lo": 1.0, "err_hi": 1.0, "capped": False} for m, r, v in models for f in (0.1, 1.0)])
+    fig = metric_vs_events(agg, "rej90", "standard", "rej90")
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines() if not line.get_label().startswith("_")}
+    assert set(lines) == {m for m, _, _ in models}
+    for name in ("standard", "embedding-frozen", "embedding-frozen@particlenet_jetclass"):
+        weighted, twin = lines[name + "+weighted"], lines[name]
+        assert weighted.get_color() == twin.get_color() and (weighted.get_linestyle(), twin.get_linestyle()) == ("--", "-")
+    # domain adaptation: weighted heads are their own lines, their ratio taken to the weighted head on the default source
+    fig = domain_adaptation(agg, "xbb")
+    assert sorted(line.get_label() for line in fig.axes[0].get_lines()) == [
+        "embedding @ particlenet_jetclass", "embedding @ particlenet_jetclass (+weighted)", "embedding @ xbb",
+        "embedding @ xbb (+weighted)"]
+    ratios = sorted(tuple(np.round(line.get_ydata(), 6)) for line in fig.axes[2].get_lines() if len(line.get_ydata()) == 2)
+    assert (2.0, 2.0) in ratios and (3.0, 3.0) in ratios

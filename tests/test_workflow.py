@@ -166,6 +166,27 @@ def test_dry_run_domain_overlay():
     assert counts["train_head"] == len(overlay["heads"]["models"]) * len(h["fractions"]) * len(h["seeds"])
 
 
+def test_dry_run_study_overlay():
+    """configs/study.yaml (issue 16): biased QCD, >= 5 fractions over >= 2 decades, >= 2 seeds, every
+    representation x strategy plus standard and weighted twins; limits only at full data; no ParticleNet jobs."""
+    from hhfm.simulate import samples
+
+    study = REPO / "configs/study.yaml"
+    overlay = yaml.safe_load(study.read_text())
+    counts = job_counts(smk("all", "-n", "--configfile", str(study), check=True).stdout)
+    h, sim = overlay["heads"], overlay["simulate"]
+    assert sim["qcd_sampling"] == "biased"
+    assert len(h["fractions"]) >= 5 and max(h["fractions"]) / min(h["fractions"]) >= 100 and len(h["seeds"]) >= 2
+    expected = {"standard"} | {f"{r}-{s}" for r in ("score", "embedding", "embedding_only")
+                               for s in ("frozen", "finetuned", "scratch")}  # fmt: skip
+    assert expected <= set(h["models"]) and any(m.endswith("+weighted") for m in h["models"])
+    assert counts["simulate"] == len(sim["signal_masses"]) * sim["files_per_sample"] + sim["qcd_biased"]["files"]
+    assert counts["train_head"] == counts["evaluate_run"] == len(h["models"]) * len(h["fractions"]) * len(h["seeds"])
+    assert counts["limits_run"] == len(h["models"]) * len(overlay["limits"]["fractions"]) * len(h["seeds"])
+    assert counts["pretrain_backbone"] == 1 and "import_backbone" not in counts, dict(counts)
+    assert samples.qcd_sample_names({**sim, "qcd_slices": []}) == [f"QCD_Pt_{sim['qcd_biased']['pthat_range']}_biased"]
+
+
 def test_dry_run_paper_overlay():
     proc = smk("all", "-n", "--configfile", str(PAPER), check=True)
     paper = yaml.safe_load(PAPER.read_text())

@@ -68,11 +68,14 @@ def lineage(name: str) -> list[str]:
 
 def of_head_model(model: str, default: str | None) -> str | None:
     """The backbone a head model uses: its `@backbone` suffix (`embedding-finetuned@jetclass`), else `default`
-    (heads.backbone_task or pretrain.task); None for `standard`, which uses none."""
-    if model == "standard":
+    (heads.backbone_task or pretrain.task); None for `standard`, which uses none. A `+weighted` suffix changes
+    nothing here (the name's grammar: hhfm.model_names)."""
+    from hhfm.model_names import STANDARD, parse
+
+    parsed = parse(model)
+    if parsed.representation == STANDARD:
         return None
-    _, at, name = model.partition("@")
-    return get(name).name if at else default
+    return parsed.backbone or default
 
 
 def tagger_label(name: str) -> str:

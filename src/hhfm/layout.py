@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from hhfm.errors import InputError
+from hhfm.errors import ConfigError, InputError
 
 # ----------------------------------------------------------------------------------- paths
 RESULTS = "results"
@@ -54,6 +54,8 @@ SUMMARY_TABLES = {name: f"{SUMMARY_DIR}/{name}" for name in
                   ("metrics.csv", "metrics.parquet", "aggregated.csv", "data_efficiency.csv", "jet_metrics.csv",
                   "compute.csv", "compute_to_reference.csv")}
 LIMITS_SUMMARY = f"{SUMMARY_DIR}/limits.csv"
+#: the seed documents' claims checked against the summary tables and limits.csv (hhfm.evaluate.claims)
+CLAIMS_TABLE = f"{SUMMARY_DIR}/claims.csv"
 #: the representation study's tables (hhfm.represent)
 REPRESENT_TABLES = {name: f"{SUMMARY_DIR}/{name}" for name in ("cka.csv", "embedding_auc.csv", "latent.parquet")}
 PLOTS_DIR = "results/plots"
@@ -86,11 +88,13 @@ JET_SCORE_COLUMNS = ["jet", "score", "label_xbb", "label_class", "fj_doubleb", "
 #: metrics.csv of any training run (pretraining or head): one row per epoch
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_auc", "val_rej50", "val_rej70", "val_rej90", "lr", "time_s"]
 #: run.json of a head run: every field, in order
-RUN_FIELDS = ["model", "representation", "strategy", "fraction", "seed", "n_train_events", "n_val_events",
-              "n_test_events", "epochs_run", "best_epoch", "wall_time_s", "device", "n_params_trainable",
-              "backbone", "backbone_task", "n_ranks", "train_flops", "pretrain_flops", "pretrain_wall_time_s"]
-#: columns identifying one head run in every tidy table (a prefix of RUN_FIELDS)
-RUN_COLUMNS = RUN_FIELDS[:6]
+RUN_FIELDS = ["model", "representation", "strategy", "weighted", "fraction", "seed", "n_train_events",
+              "n_val_events", "n_test_events", "epochs_run", "best_epoch", "wall_time_s", "device",
+              "n_params_trainable", "backbone", "backbone_task", "n_ranks", "train_flops", "pretrain_flops",
+              "pretrain_wall_time_s"]
+#: columns identifying one head run in every tidy table (a prefix of RUN_FIELDS); `weighted`: trained with
+#: physical event weights (a `+weighted` model, hhfm.model_names)
+RUN_COLUMNS = RUN_FIELDS[:7]
 
 
 def write_run(path: str | Path, run: Mapping[str, Any]) -> None:
@@ -112,15 +116,39 @@ def read_run(path: str | Path) -> dict:
         run = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise InputError(f"{path}: not valid JSON ({err})") from err
-    missing = [k for k in RUN_COLUMNS if k not in run]
+    missing = [k for k in RUN_COLUMNS if k not in run and k != "weighted"]
     if missing:
         raise InputError(f"{path}: missing key(s) {missing}")
-    return run
+    try:
+        return {**run, "weighted": _weighted(run)}
+    except ConfigError as err:
+        raise InputError(f"{path}: {err}") from err
+
+
+def _weighted(run: Mapping[str, Any]) -> Any:
+    """A run's `weighted`: its own, or (run.json files and tables written before the column) from its model name."""
+    from hhfm.model_names import parse
+
+    return run["weighted"] if "weighted" in run else parse(run["model"]).weighted
 
 
 def run_labels(run: Mapping[str, Any]) -> dict:
-    """The RUN_COLUMNS of a run.json, to prefix a per-run table with."""
-    return {c: run[c] for c in RUN_COLUMNS}
+    """The RUN_COLUMNS of a run.json, to prefix a per-run table with (`weighted` as in read_run)."""
+    return {c: _weighted(run) if c == "weighted" else run[c] for c in RUN_COLUMNS}
+
+
+def with_weighted(frame, path: str | Path):
+    """A per-run table (metrics, limits) with the `weighted` run column, filled from the model names in tables
+    written before the column existed (without a `model` column the caller's column check reports both)."""
+    if "weighted" in frame.columns or "model" not in frame.columns:
+        return frame
+    from hhfm.model_names import parse
+
+    try:
+        weighted = [parse(m).weighted for m in frame["model"]]
+    except ConfigError as err:
+        raise InputError(f"{path}: {err}") from err
+    return frame.assign(weighted=weighted)
 
 
 def write_table(frame, path: str | Path) -> None:

@@ -11,9 +11,16 @@ sys.path.insert(0, SRC)  # the workflow's own package, before any installed copy
 
 from snakemake.exceptions import WorkflowError
 
-from hhfm import backbones, config as hhfm_config, layout, remote as hhfm_remote
+from hhfm import (
+    backbones,
+    config as hhfm_config,
+    layout,
+    model_names,
+    remote as hhfm_remote,
+)
 from hhfm.errors import ConfigError
 from hhfm.features import JETCLASS_CLASSES, JETCLASS_FILE_PREFIX
+from hhfm.simulate import samples as sim_samples
 
 #: the one software environment of every rule (`snakemake --sdm conda`), relative to the rule files
 ENV = "../../environment.yml"
@@ -150,6 +157,24 @@ def head_runs(pattern=layout.HEAD_RUN):
     ]
 
 
+def limit_runs(pattern=layout.LIMITS_TABLE):
+    """`pattern` filled for the head runs that get expected limits: those at limits.fractions (null: all)."""
+    h, only = config["heads"], config["limits"]["fractions"]
+    if only is not None:
+        unknown = sorted(set(only) - set(h["fractions"]))
+        if unknown:
+            raise WorkflowError(
+                f"config key 'limits.fractions': {unknown} not in heads.fractions {h['fractions']}"
+            )
+    return [
+        layout.head_run(m, f, s, pattern)
+        for m in h["models"]
+        for f in h["fractions"]
+        for s in h["seeds"]
+        if only is None or f in only
+    ]
+
+
 def backbone_runs(pattern=layout.HEAD_RUN):
     """`pattern` filled for every head run whose backbone trains with the head (finetuned, scratch) and
     is head_task()'s (the represent stage compares them with that pretrained backbone).
@@ -180,19 +205,14 @@ def heads_config():
     )
 
 
-def simulated_samples():
-    sim = config["simulate"]
-    signal = [f"GravitonHH_M{int(m)}" for m in sim["signal_masses"]]
-    qcd = [f"QCD_Pt_{s}" for s in sim["qcd_slices"]]
-    return signal + qcd
-
-
 def simulated_files():
-    return expand(
-        layout.SIMULATION_ROOT,
-        sample=simulated_samples(),
-        index=range(config["simulate"]["files_per_sample"]),
-    )
+    """Every simulated ROOT file: signal masses and the QCD samples (slices or the biased one), each with its
+    number of files (hhfm.simulate.samples.sample_files)."""
+    return [
+        layout.SIMULATION_ROOT.format(sample=sample, index=i)
+        for sample, n in sim_samples.sample_files(config["simulate"]).items()
+        for i in range(n)
+    ]
 
 
 def simulate_runtime(wildcards):
@@ -264,10 +284,8 @@ def train_head_inputs(wildcards):
 
 
 def strategy(model):
-    """frozen / finetuned / scratch of a head model (`standard`: frozen); the `@backbone` suffix ignored."""
-    return (
-        "frozen" if model == "standard" else model.partition("@")[0].rpartition("-")[2]
-    )
+    """frozen / finetuned / scratch of a head model (`standard`: frozen), by hhfm.model_names."""
+    return model_names.parse(model).strategy
 
 
 def runs_backbone_model(model):

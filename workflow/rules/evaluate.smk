@@ -53,6 +53,32 @@ rule summarise:
         "--jet-scores {params.jet_scores} --runs {input.run_json} --outdir {params.outdir} > {log} 2>&1"
 
 
+# the seed documents' claims checked against the summary (README "hhfm claims"); in `rule all`
+rule claims:
+    input:
+        aggregated=layout.SUMMARY_TABLES["aggregated.csv"],
+        efficiency=layout.SUMMARY_TABLES["data_efficiency.csv"],
+        limits=layout.LIMITS_SUMMARY,
+    output:
+        layout.CLAIMS_TABLE,
+    log:
+        "logs/claims/claims.log",
+    benchmark:
+        "logs/benchmark/claims/claims.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        reference=config["evaluate"]["reference_model"],
+        summary=lambda wildcards, input: os.path.dirname(input.aggregated),
+    shell:
+        "python -m hhfm.cli claims --summary {params.summary} --reference {params.reference} "
+        "--output {output} > {log} 2>&1"
+
+
 rule evaluate:
     input:
         list(layout.SUMMARY_TABLES.values()),

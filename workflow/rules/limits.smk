@@ -30,7 +30,7 @@ rule limits_run:
 
 rule limits:
     input:
-        head_runs(layout.LIMITS_TABLE),
+        limit_runs(layout.LIMITS_TABLE),
     output:
         layout.LIMITS_SUMMARY,
     log:

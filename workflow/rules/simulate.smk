@@ -12,7 +12,7 @@ rule simulate:
     benchmark:
         "logs/benchmark/simulate/{sample}_{index}.tsv"
     wildcard_constraints:
-        sample=r"GravitonHH_M\d+|QCD_Pt_\d+to(\d+|Inf)",
+        sample=sim_samples.SAMPLE_PATTERN,
         index=r"\d+",
     conda:
         ENV

@@ -55,8 +55,9 @@ def evaluate_scores(scores: pd.DataFrame, run: dict, weighted: bool = True, boot
     ]
     rows = [{"mass": mass, **row} for mass, df in selections for row in _rows(df, weighted, bootstrap, bootstrap_seed)]
     table = pd.DataFrame(rows, columns=["mass", "metric", "value", "lo", "hi", "capped"])
+    labels = layout.run_labels(run)
     for col in reversed(RUN_COLUMNS):
-        table.insert(0, col, run[col])
+        table.insert(0, col, labels[col])
     return table
 
 

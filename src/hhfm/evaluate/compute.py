@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from hhfm.evaluate.summarise import events_to_reach
-from hhfm.layout import RUN_COLUMNS
+from hhfm.layout import RUN_COLUMNS, run_labels
 
 COMPUTE_FIELDS = ["n_ranks", "device", "wall_time_s", "train_flops", "pretrain_flops",
                   "pretrain_wall_time_s"]
@@ -35,7 +35,7 @@ def compute_table(runs: list[dict], metrics: pd.DataFrame, amortise_over: int) -
         pre = float(pre) if pre is not None else 0.0
         own = float(run.get("train_flops") or 0.0)
         value = rej.get((run["model"], float(run["fraction"]), int(run["seed"])), (np.nan,) * 3)
-        rows.append({**{c: run[c] for c in RUN_COLUMNS}, **{c: run.get(c) for c in COMPUTE_FIELDS},
+        rows.append({**run_labels(run), **{c: run.get(c) for c in COMPUTE_FIELDS},
                      "flops_full": own + pre, "flops_amortised": own + pre / amortise_over,
                      "rej90": value[0], "rej90_lo": value[1], "rej90_hi": value[2]})
     return pd.DataFrame(rows, columns=COMPUTE_COLUMNS)

@@ -19,12 +19,12 @@ import pandas as pd
 from hhfm import config
 from hhfm.errors import InputError
 from hhfm.io import setup_logging
-from hhfm.layout import RUN_COLUMNS, SUMMARY_TABLES, read_parquet, read_run, write_table
+from hhfm.layout import RUN_COLUMNS, SUMMARY_TABLES, read_parquet, read_run, with_weighted, write_table
 from hhfm.metrics import binary_metrics
 
 log = logging.getLogger("hhfm.summarise")
 METRIC_COLUMNS = RUN_COLUMNS + ["mass", "metric", "value", "lo", "hi", "capped"]
-GROUP_COLUMNS = ["model", "representation", "strategy", "fraction", "mass", "metric"]
+GROUP_COLUMNS = ["model", "representation", "strategy", "weighted", "fraction", "mass", "metric"]
 #: metrics for which a data-efficiency factor is computed (higher is better for all of them)
 EFFICIENCY_METRICS = ["rej50", "rej70", "rej90", "auc"]
 JET_COLUMNS = ["score", "label_xbb", "fj_doubleb"]
@@ -45,7 +45,7 @@ def read_metrics(paths: list[str]) -> pd.DataFrame:
     for path in paths:
         if not Path(path).exists():
             raise InputError(f"{path}: file does not exist")
-        df = pd.read_csv(path, dtype={"mass": str})
+        df = with_weighted(pd.read_csv(path, dtype={"mass": str}), path)
         missing = [c for c in METRIC_COLUMNS if c not in df.columns]
         if missing:
             raise InputError(f"{path}: missing column(s) {missing}")
@@ -54,13 +54,15 @@ def read_metrics(paths: list[str]) -> pd.DataFrame:
 
 
 def aggregate(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, fraction, mass, metric): mean, sample std (0 for one seed), number of seeds n, errors, capped.
+    """Per (model, representation, strategy, weighted, fraction, mass, metric): mean, sample std (0 for one seed),
+    number of seeds n, errors, capped.
 
     err_lo = sqrt((std / sqrt(n))^2 + mean over seeds of (value - lo)^2), err_hi likewise with (hi - value):
     the seed spread of the mean plus the typical bootstrap half-width. The bootstrap part is not divided by
     n because all seeds share one test set (its fluctuation does not average out). `capped`: any seed capped.
     """
-    m = metrics.assign(boot_lo=(metrics["value"] - metrics["lo"]) ** 2, boot_hi=(metrics["hi"] - metrics["value"]) ** 2)
+    m = with_weighted(metrics, "metrics table")  # tables from before the `weighted` column: from the model names
+    m = m.assign(boot_lo=(m["value"] - m["lo"]) ** 2, boot_hi=(m["hi"] - m["value"]) ** 2)
     out = m.groupby(GROUP_COLUMNS, sort=True).agg(
         n_train_events=("n_train_events", "mean"), mean=("value", "mean"), std=("value", "std"), n=("value", "size"),
         boot_lo=("boot_lo", "mean"), boot_hi=("boot_hi", "mean"), capped=("capped", "any")).reset_index()

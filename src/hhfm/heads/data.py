@@ -10,6 +10,10 @@ The constituents of backbone strategies (x (N, P, 17), v (N, P, 4), pmask (N, P)
 jets of a batch) stay on disk: `EventWindows` reads them window by window in DataLoader workers
 (hhfm.training.stream), so memory is bounded by the window, not by the run's events.
 
+Event weights (`+weighted` models, hhfm.model_names): `training_weights` turns the physical weights of a
+split's events into per-event loss weights; HeadData(weighted=True) keeps them for the train and val events
+(`loss_weight`) and puts them in the batches (`weight`). They are a pure function of the data.
+
 Validation-set policy: the run validates on a nested stratified subset of the val split of size
 max(val_min_events, val_ratio * n_train), capped at the whole split, so validation shrinks with the
 training set (as it would in a real low-data analysis) but never below a usable floor.
@@ -54,16 +58,61 @@ class SplitEvents:
     mass: np.ndarray  # (Ne,) float32
     weight: np.ndarray  # (Ne,) float64
     sdmass: np.ndarray  # (Ne, 2) soft-drop mass of the two leading jets (NaN if absent)
+    loss_weight: np.ndarray | None = None  # (Ne,) float64 training_weights of a +weighted run (train, val); else None
 
     def __len__(self) -> int:
         return len(self.rows)
 
 
+def training_weights(label: np.ndarray, mass: np.ndarray, weight: np.ndarray, where: str) -> np.ndarray:
+    """Per-event loss weights (Ne,) float64 of one split's events for a `+weighted` head; mean 1 over the events.
+
+    label (Ne,) 1 signal / 0 background, mass (Ne,) signal mass in GeV, weight (Ne,) the dataset's `weight` (pb:
+    the cross-section an event carries, normalised within each (sample, split) by the skim). In four steps:
+
+    1. background: w_i = weight_i, so each QCD slice counts by its cross-section, as in the limits;
+    2. signal: each signal mass is scaled to the same total, sum over the mass = (total signal weight) / (number
+       of masses), so every mass counts equally (the limits treat each mass separately);
+    3. class balance: the signal is scaled so that total signal weight = total background weight (this replaces
+       pos_weight);
+    4. everything is scaled to mean 1 over the events, so the loss keeps the scale of an unweighted one.
+
+    `where` names the events in errors (the dataset and the split). InputError: a non-finite or negative weight,
+    no signal or no background event, or weights summing to zero over a signal mass or over the background.
+    """
+    label, mass = np.asarray(label), np.asarray(mass)
+    w = np.array(weight, dtype=np.float64)  # a copy
+    for bad, what in ((~np.isfinite(w), "non-finite"), (np.isfinite(w) & (w < 0), "negative")):
+        if bad.any():
+            raise InputError(f"{where}: field 'weight' (/events/weight) holds {int(bad.sum())} {what} value(s), "
+                             f"e.g. {w[bad][0]!r}; event weights must be finite and >= 0")
+    sig = label == 1
+    n_sig = int(sig.sum())
+    if n_sig == 0 or n_sig == len(w):
+        raise InputError(f"{where}: event weights need signal and background events, got {n_sig} signal and "
+                         f"{len(w) - n_sig} background event(s)")
+    masses = np.unique(mass[sig])
+    total = w[sig].sum()
+    for m in masses:
+        sel = sig & (mass == m)
+        s = w[sel].sum()
+        if not s > 0:
+            raise InputError(f"{where}: field 'weight' (/events/weight) sums to zero over the signal events of mass "
+                             f"{m:g} GeV")
+        w[sel] *= total / len(masses) / s
+    background = w[~sig].sum()
+    if not background > 0:
+        raise InputError(f"{where}: field 'weight' (/events/weight) sums to zero over the background events")
+    w[sig] *= background / w[sig].sum()
+    return w * (len(w) / w.sum())
+
+
 class HeadData:
-    """In-memory train / val / test events of one head run and the jet arrays they need."""
+    """In-memory train / val / test events of one head run and the jet arrays they need; `weighted`: the train
+    and val events carry their `training_weights` (`loss_weight`), and their batches a `weight` tensor."""
 
     def __init__(self, dataset: str | Path, fraction: float, params: dict, representation: str,
-                 embeddings: str | Path | None = None, constituents: bool = False) -> None:
+                 embeddings: str | Path | None = None, constituents: bool = False, weighted: bool = False) -> None:
         self.path = Path(dataset)
         with open_dataset(self.path) as f:
             self._check(f)
@@ -87,6 +136,10 @@ class HeadData:
                 if len(labels) < 2:
                     raise InputError(f"{self.path}: the {split} events at fraction {fraction:g} hold only class "
                                      f"{labels.tolist()}; both signal and background are needed")
+                if weighted:
+                    ev_split = self.splits[split]
+                    ev_split.loss_weight = training_weights(ev_split.label, ev_split.mass, ev_split.weight,
+                                                            f"{self.path} ({split} events at fraction {fraction:g})")
             self.hlf = self._standardised_hlf(read_rows(f["jets/hlf"], self.jet_rows))  # (Nc, 5)
             if representation == "standard":
                 self.rep = read_rows(f["jets/fj_doubleb"], self.jet_rows).astype(np.float32)[:, None]  # (Nc, 1)
@@ -164,7 +217,8 @@ class HeadData:
 
     def batches(self, split: str, parts: list[np.ndarray]) -> list[dict[str, torch.Tensor]]:
         """CPU tensors of the event batches `parts` (positions in the split), reading constituents once for all:
-        jmask (B, J), hlf (B, J, 5), label (B,), pos (B,), and rep (B, J, R) or x/v/pmask of the real jets."""
+        jmask (B, J), hlf (B, J, 5), label (B,), pos (B,), weight (B,) float32 (events with a loss_weight
+        only), and rep (B, J, R) or x/v/pmask of the real jets."""
         ev = self.splits[split]
         if self.constituents:
             used = np.concatenate([ev.jets[p].ravel() for p in parts]) if parts else np.empty(0, np.int64)
@@ -177,6 +231,8 @@ class HeadData:
             safe = np.maximum(jets, 0)
             b = {"jmask": torch.from_numpy(jmask), "hlf": torch.from_numpy(self.hlf[safe]),
                  "label": torch.from_numpy(ev.label[p]), "pos": torch.from_numpy(np.asarray(p, np.int64))}
+            if ev.loss_weight is not None:
+                b["weight"] = torch.from_numpy(ev.loss_weight[p].astype(np.float32))
             if self.constituents:
                 k = np.searchsorted(needed, jets[jmask])  # (N,) real jets in row-major order of jmask
                 b.update(x=torch.from_numpy(x[k]), v=torch.from_numpy(v[k]), pmask=torch.from_numpy(m[k]))

@@ -19,26 +19,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hhfm import model_names
 from hhfm.features import HLF_NAMES
-
-REPRESENTATIONS = ("score", "embedding", "embedding_only")
-STRATEGIES = ("frozen", "finetuned", "scratch")
-STANDARD = "standard"
+from hhfm.model_names import STANDARD
 
 
 def parse_model(name: str) -> tuple[str, str]:
-    """`standard` -> (standard, frozen); `{representation}-{strategy}[@backbone]` -> (representation, strategy)."""
-    from hhfm.errors import ConfigError
-
-    if name == STANDARD:
-        return STANDARD, "frozen"
-    rep, _, strategy = name.partition("@")[0].rpartition("-")
-    if rep not in REPRESENTATIONS or strategy not in STRATEGIES:
-        raise ConfigError(
-            f"model {name!r}: expected 'standard' or '{{representation}}-{{strategy}}' with representation in "
-            f"{list(REPRESENTATIONS)} and strategy in {list(STRATEGIES)}"
-        )
-    return rep, strategy
+    """`standard[+weighted]` -> (standard, frozen); `{representation}-{strategy}[@backbone][+weighted]` ->
+    (representation, strategy). The whole name, backbone and weighting included: hhfm.model_names.parse."""
+    parsed = model_names.parse(name)
+    return parsed.representation, parsed.strategy
 
 
 def representation_dim(representation: str, embed_dim: int) -> int:

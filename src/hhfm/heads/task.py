@@ -3,6 +3,8 @@
 The head trains with AdamW (head at `lr_head`, a trained backbone at its own rate), BCE with
 pos_weight = n_background / n_signal of the training events (`class_weight: balanced`), and a
 per-epoch LR schedule (flat, then linear decay to 1 % from `lr_decay_start` of the epoch cap).
+A `+weighted` model (its HeadData built with weighted=True) trains and validates on the mean of
+w_i * BCE_i instead, w_i the events' hhfm.heads.data.training_weights, without pos_weight.
 """
 
 from __future__ import annotations
@@ -85,16 +87,26 @@ def train_windows(n_train: int, params: Mapping, stream: StreamSettings, key: li
             for w in epoch_windows(n_train, stream, int(np.random.SeedSequence(key + [k]).generate_state(1)[0]))]
 
 
-def bce(logits: np.ndarray, label: np.ndarray, pos_weight: float) -> float:
-    """Mean weighted BCE of logits, in float64 (the validation loss early stopping compares)."""
+def weighted_bce(logits: torch.Tensor, label: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean over the events of weight_i * BCE_i (logits, label, weight (B,)): the loss of a `+weighted` head; no
+    pos_weight, the weights carry the class balance."""
+    return (weight * torch.nn.functional.binary_cross_entropy_with_logits(logits, label, reduction="none")).mean()
+
+
+def bce(logits: np.ndarray, label: np.ndarray, pos_weight: float | None, weight: np.ndarray | None = None) -> float:
+    """Mean BCE of logits, in float64 (the validation loss early stopping compares): with `pos_weight`, or, given
+    per-event `weight`s, `weighted_bce` (pos_weight ignored)."""
+    x, y = torch.from_numpy(logits).double(), torch.from_numpy(label).double()
+    if weight is not None:
+        return float(weighted_bce(x, y, torch.from_numpy(np.asarray(weight, np.float64))))
     loss = torch.nn.functional.binary_cross_entropy_with_logits(
-        torch.from_numpy(logits).double(), torch.from_numpy(label).double(),
-        pos_weight=torch.tensor(pos_weight, dtype=torch.float64))
+        x, y, pos_weight=torch.tensor(pos_weight, dtype=torch.float64))
     return float(loss)
 
 
 class HeadTask:
-    """The engine's view of one head run (hhfm.training.TrainTask)."""
+    """The engine's view of one head run (hhfm.training.TrainTask). `weighted` (a +weighted model) when the
+    data carry event weights (HeadData(weighted=True)): then the losses are `weighted_bce`, pos_weight None."""
 
     def __init__(self, model: EventClassifier, data: HeadData, strategy: str, params: Mapping, seed_key: list[int],
                  device: torch.device, stream: StreamSettings = StreamSettings()):
@@ -102,9 +114,13 @@ class HeadTask:
         self.stream = stream
         self.optimizer = torch.optim.AdamW(param_groups(model, strategy, params), weight_decay=params["weight_decay"])
         train = data.splits["train"]
-        n_sig = float(train.label.sum())
-        self.pos_weight = (len(train) - n_sig) / n_sig if params["class_weight"] == "balanced" else 1.0
-        self.loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(self.pos_weight, device=device))
+        self.weighted = train.loss_weight is not None
+        if self.weighted:  # the event weights balance the classes
+            self.pos_weight, self.loss_fn = None, None
+        else:
+            n_sig = float(train.label.sum())
+            self.pos_weight = (len(train) - n_sig) / n_sig if params["class_weight"] == "balanced" else 1.0
+            self.loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(self.pos_weight, device=device))
 
     @property
     def trains_backbone(self) -> bool:
@@ -148,12 +164,14 @@ class HeadTask:
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         batch = {k: t.to(self.device, non_blocking=True) for k, t in batch.items()}
+        if self.weighted:
+            return weighted_bce(self.model(batch).float(), batch["label"], batch["weight"]), len(batch["label"])
         return self.loss_fn(self.model(batch).float(), batch["label"]), len(batch["label"])
 
     def validate(self) -> tuple[float, dict[str, float]]:
         logits = self.predict("val")
-        label = self.data.splits["val"].label
-        return bce(logits, label, self.pos_weight), validation_metrics(logits, label)
+        val = self.data.splits["val"]
+        return bce(logits, val.label, self.pos_weight, val.loss_weight), validation_metrics(logits, val.label)
 
     @torch.no_grad()
     def predict(self, split: str) -> np.ndarray:

@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hhfm import config, layout
+from hhfm import config, layout, model_names
 from hhfm.config import Section
 from hhfm.errors import ConfigError
 from hhfm.heads.data import HeadData
-from hhfm.heads.model import STANDARD, parse_model, save_event_model
+from hhfm.heads.model import STANDARD, save_event_model
 from hhfm.heads.task import HeadTask, build_model
 from hhfm.metrics import validation_metrics
 from hhfm.training import FitSettings, Schedule, device_name, distributed, fingerprint, fit, resolve_device
@@ -36,7 +36,9 @@ RUN_LIST_KEYS = ("models", "fractions", "seeds", "backbone_task")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="{}", help="JSON {'seed': N, 'heads': {...}}: the tracked config")
     parser.add_argument("--runtime", default=None, help="JSON of runtime-only keys, e.g. {'heads': {'device': 'cpu'}}")
-    parser.add_argument("--model", required=True, help="standard or {score,embedding,embedding_only}-{frozen,finetuned,scratch}")
+    parser.add_argument("--model", required=True,
+                        help="standard or {score,embedding,embedding_only}-{frozen,finetuned,scratch}[@backbone], "
+                             "either with an optional +weighted (physical event weights; hhfm.model_names)")
     parser.add_argument("--fraction", type=float, required=True, help="training-data fraction in (0, 1]")
     parser.add_argument("--seed", type=int, required=True, help="repeat seed of this run")
     parser.add_argument("--dataset", required=True, help="results/skim/dataset.h5")
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> None:
     t_start = time.perf_counter()
     cfg = config.load(args.config, args.runtime, sections=SECTIONS)
     params = cfg.heads
-    representation, strategy = parse_model(args.model)
+    representation, strategy, _, weighted = model_names.parse(args.model)
     use_cache = _check_args(args, representation, strategy)
     if use_cache:  # a small MLP on fixed inputs: intra-op threads only add synchronisation (60x slower measured)
         torch.set_num_threads(1)
@@ -83,14 +85,15 @@ def run(args: argparse.Namespace) -> None:
     stream = StreamSettings(int(params.stream.chunk_events), int(params.stream.window_chunks),
                             resolve_workers(int(params.loader_workers), device))
     data = HeadData(args.dataset, args.fraction, params, representation,
-                    embeddings=args.embeddings if use_cache else None, constituents=not use_cache)
+                    embeddings=args.embeddings if use_cache else None, constituents=not use_cache, weighted=weighted)
     seed_key = [int(cfg.seed), int(args.seed)]
     model = build_model(representation, strategy, params, seed_key, data.rep.shape[1] if use_cache else None,
                         args.backbone).to(device)
     task = HeadTask(model, data, strategy, params, seed_key, device, stream)
     max_epochs = params.max_epochs_backbone if task.trains_backbone else params.max_epochs
-    log.info("%s f=%g s=%d on %s, %d rank(s): %d trainable parameters, pos_weight %.3f", args.model, args.fraction,
-             args.seed, device, ranks.world, task.n_trainable, task.pos_weight)
+    log.info("%s f=%g s=%d on %s, %d rank(s): %d trainable parameters, %s", args.model, args.fraction, args.seed,
+             device, ranks.world, task.n_trainable,
+             "event weights (+weighted)" if task.weighted else f"pos_weight {task.pos_weight:.3f}")
     settings = FitSettings(max_epochs=max_epochs, patience=params.patience, desc=args.model,
                            schedule=Schedule("epoch", 0, params.lr_decay_start, 0.01))
     result = fit(task, settings, outdir, run_fingerprint(cfg, args, use_cache), args.stop_after)
@@ -141,7 +144,7 @@ def write_outputs(task: HeadTask, args: argparse.Namespace, representation: str,
     score = frames["test"]["score"].to_numpy()
     layout.write_run(outdir / "run.json", {
         "model": args.model, "representation": "fj_doubleb" if representation == STANDARD else representation,
-        "strategy": strategy, "fraction": args.fraction, "seed": args.seed,
+        "strategy": strategy, "weighted": task.weighted, "fraction": args.fraction, "seed": args.seed,
         "n_train_events": len(task.data.splits["train"]), "n_val_events": len(task.data.splits["val"]),
         "n_test_events": len(test), "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
         "wall_time_s": round(elapsed_before + session_s, 3),  # every session of this run, setup and scoring included

@@ -10,7 +10,7 @@ import pandas as pd
 
 from hhfm.errors import InputError
 from hhfm.io import setup_logging
-from hhfm.layout import RUN_COLUMNS, write_table
+from hhfm.layout import RUN_COLUMNS, with_weighted, write_table
 
 log = logging.getLogger("hhfm.limits")
 
@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> None:
     for path in args.inputs:
         if not Path(path).exists():
             raise InputError(f"{path}: file does not exist")
-        df = pd.read_csv(path)
+        df = with_weighted(pd.read_csv(path), path)
         missing = [c for c in RUN_COLUMNS + ["mass", "mu_exp", "xsec_exp_pb"] if c not in df.columns]
         if missing:
             raise InputError(f"{path}: missing column(s) {missing}")

@@ -8,6 +8,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from hhfm.model_names import split_weighted  # noqa: E402
+
 #: signal efficiencies of ROC-type curves
 EFF_GRID = np.linspace(0.05, 1.0, 96)
 
@@ -20,8 +22,15 @@ def empty(fig: plt.Figure, ax: plt.Axes, what: str) -> plt.Figure:
 
 
 def model_colors(models: list[str]) -> dict[str, str]:
+    """A colour per name; a `+weighted` model shares its unweighted twin's (`model_linestyle` tells them apart)."""
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    return {m: cycle[i % len(cycle)] for i, m in enumerate(sorted(models))}
+    bases = sorted({split_weighted(m)[0] for m in models})
+    return {m: cycle[bases.index(split_weighted(m)[0]) % len(cycle)] for m in sorted(models)}
+
+
+def model_linestyle(model: str, unweighted: str = "-") -> str:
+    """Line style of a model's curves: dashed for a `+weighted` model (same colour as its twin), else `unweighted`."""
+    return "--" if split_weighted(model)[1] else unweighted
 
 
 def grid(n: int, max_cols: int, width: float, height: float, **kw) -> tuple[plt.Figure, np.ndarray]:

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from hhfm import backbones  # noqa: E402
+from hhfm import backbones, model_names  # noqa: E402
 from hhfm.plots.common import empty, model_colors  # noqa: E402
 
 #: the strategies compared across pretraining sources, one column of panels each
@@ -18,11 +18,16 @@ DOMAIN_STRATEGIES = ("frozen", "finetuned")
 
 
 def with_backbones(agg: pd.DataFrame, default: str) -> pd.DataFrame:
-    """aggregated.csv rows of backbone models, with `backbone` (the model's @name, else `default`) and
-    `base` (the model without its @ suffix: the same head on another source)."""
-    rows = agg[agg["model"] != "standard"].copy()
+    """aggregated.csv rows of backbone models (not `standard[+weighted]`), with `backbone` (the model's @name, else
+    `default`), `weighted` (a +weighted model) and `base` (the model without its @ suffix: the same head on another
+    source)."""
+    names = [model_names.parse(m) for m in agg["model"]]
+    keep = np.array([n.representation != model_names.STANDARD for n in names], dtype=bool)
+    rows = agg.loc[keep].copy()
     rows["backbone"] = [backbones.of_head_model(m, default) for m in rows["model"]]
-    rows["base"] = rows["model"].str.partition("@")[0]
+    rows["weighted"] = [n.weighted for n, k in zip(names, keep) if k]
+    rows["base"] = [f"{n.representation}-{n.strategy}" + (model_names.WEIGHTED if n.weighted else "")
+                    for n, k in zip(names, keep) if k]
     return rows
 
 
@@ -47,16 +52,18 @@ def domain_adaptation(agg: pd.DataFrame, default: str, metric: str = "rej90") ->
         if part.empty:
             empty(fig, ax, f"{strategy} heads")
             continue
-        for (rep, source), d in part.groupby(["representation", "backbone"]):
+        for (rep, weighted, source), d in part.groupby(["representation", "weighted", "backbone"]):
             x, y = d["n_train_events"].to_numpy(), d["mean"].to_numpy()
-            ls = styles.get(rep, "-")
-            ax.plot(x, y, ls, marker="o", color=colors[source], label=f"{rep} @ {source}")
+            ls, marker = styles.get(rep, "-"), "s" if weighted else "o"  # +weighted: square markers
+            label = f"{rep} @ {source}" + (" (+weighted)" if weighted else "")
+            ax.plot(x, y, ls, marker=marker, color=colors[source], label=label)
             ax.fill_between(x, np.maximum(y - d["err_lo"].to_numpy(), 1.0), y + d["err_hi"].to_numpy(),
                             color=colors[source], alpha=0.2)
-            ref = part[(part["representation"] == rep) & (part["backbone"] == default)].set_index("fraction")["mean"]
+            ref = part[(part["representation"] == rep) & (part["weighted"] == weighted)
+                       & (part["backbone"] == default)].set_index("fraction")["mean"]
             if not ref.empty:
                 r = d.set_index("fraction")["mean"] / ref.reindex(d["fraction"]).to_numpy()
-                rax.plot(x, r.to_numpy(), ls, marker="o", color=colors[source])
+                rax.plot(x, r.to_numpy(), ls, marker=marker, color=colors[source])
         ax.set(xscale="log", yscale="log", title=strategy, ylabel=r"$1/\varepsilon_B$ at $\varepsilon_S = 0.9$")
         ax.legend(fontsize="x-small")
         rax.axhline(1.0, color="grey", lw=1)

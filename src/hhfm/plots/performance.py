@@ -11,16 +11,17 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hhfm.metrics import rejection_band  # noqa: E402
-from hhfm.plots.common import EFF_GRID, empty, model_colors, full_data  # noqa: E402
+from hhfm.plots.common import EFF_GRID, empty, model_colors, model_linestyle, full_data  # noqa: E402
 
 #: bootstrap resamples (seed 0) per run for the band of `roc_full_data`
 ROC_BOOTSTRAP = 100
 EPS_S, REJ = r"$\varepsilon_S$", r"$1/\varepsilon_B$"
 
 
-def _points(ax: plt.Axes, x: np.ndarray, y: np.ndarray, capped: np.ndarray, color: str, label: str | None = None) -> None:
+def _points(ax: plt.Axes, x: np.ndarray, y: np.ndarray, capped: np.ndarray, color: str, label: str | None = None,
+            ls: str = "-") -> None:
     """Line through the points: ordinary markers, capped ones as lower limits (^ with an upward arrow)."""
-    ax.plot(x, y, "-", color=color, label=label)
+    ax.plot(x, y, ls=ls, color=color, label=label)
     ax.plot(x[~capped], y[~capped], "o", color=color)
     if capped.any():
         ax.errorbar(x[capped], y[capped], yerr=0.4 * np.abs(y[capped]), lolims=True, fmt="^", color=color,
@@ -54,13 +55,13 @@ def metric_vs_events(agg: pd.DataFrame, metric: str, reference: str, ylabel: str
     ref = data[data["model"] == reference].set_index("fraction")["mean"]
     for model, d in data.groupby("model"):
         x, y, capped = d["n_train_events"].to_numpy(), d["mean"].to_numpy(), d["capped"].to_numpy(bool)
-        _points(ax, x, y, capped, colors[model], model)
+        _points(ax, x, y, capped, colors[model], model, model_linestyle(model))
         low = y - d["err_lo"].to_numpy()
         ax.fill_between(x, np.maximum(low, 1.0) if logy else low, y + d["err_hi"].to_numpy(), color=colors[model],
                         alpha=0.25)
         if ratio and not ref.empty:
             r = d.set_index("fraction")["mean"] / ref.reindex(d["fraction"]).to_numpy()
-            _points(rax, x, r.to_numpy(), capped, colors[model])
+            _points(rax, x, r.to_numpy(), capped, colors[model], ls=model_linestyle(model))
     ax.set_xscale("log")
     (rax if ratio else ax).xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     if logy:
@@ -116,12 +117,12 @@ def roc_full_data(runs: list[dict], reference: str) -> plt.Figure:
         bands = np.array([rejection_band(r["scores"]["logit"].to_numpy(), r["scores"]["label"].to_numpy(), EFF_GRID,
                                          ROC_BOOTSTRAP) for r in items])  # (seeds, 3, grid)
         curves[model], err_lo, err_hi = _combine(bands[:, 0], bands[:, 1], bands[:, 2])
-        ax.plot(EFF_GRID, curves[model], color=colors[model], label=model)
+        ax.plot(EFF_GRID, curves[model], color=colors[model], ls=model_linestyle(model), label=model)
         ax.fill_between(EFF_GRID, np.maximum(curves[model] - err_lo, 1.0), curves[model] + err_hi, color=colors[model],
                         alpha=0.25)
     if reference in curves:
         for model, c in curves.items():
-            rax.plot(EFF_GRID, c / curves[reference], color=colors[model])
+            rax.plot(EFF_GRID, c / curves[reference], color=colors[model], ls=model_linestyle(model))
     rax.axhline(1.0, color="grey", lw=1)
     ax.set_yscale("log")
     ax.set_ylabel(f"background rejection {REJ}")

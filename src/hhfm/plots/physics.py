@@ -10,7 +10,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hhfm.layout import signal_masses  # noqa: E402
-from hhfm.plots.common import empty, first_full, grid, hide_unused, model_colors, per_model_panels  # noqa: E402
+from hhfm.plots.common import (empty, first_full, grid, hide_unused, model_colors, model_linestyle,  # noqa: E402
+                               per_model_panels)
 
 
 def _flags(d: pd.DataFrame) -> np.ndarray:
@@ -86,7 +87,7 @@ def limit_vs_events(limits: pd.DataFrame, mass: float | None) -> plt.Figure:
         s = g.groupby("fraction").agg(n=("n_train_events", "mean"), y=("xsec_exp_pb", "mean"),
                                       e=("xsec_exp_pb", "std"), flag=("flag", "any")).fillna(0.0).sort_values("n")
         flag = s["flag"].to_numpy(dtype=bool)
-        ax.plot(s["n"], s["y"], "-", color=colors[model], label=model)
+        ax.plot(s["n"], s["y"], ls=model_linestyle(model), color=colors[model], label=model)
         ax.plot(s["n"][~flag], s["y"][~flag], "o", color=colors[model], ls="none")
         ax.plot(s["n"][flag], s["y"][flag], "o", mfc="white", color=colors[model], ls="none")
         ax.fill_between(s["n"], s["y"] - s["e"], s["y"] + s["e"], color=colors[model], alpha=0.25)

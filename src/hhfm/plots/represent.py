@@ -10,8 +10,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from hhfm import model_names  # noqa: E402
 from hhfm.features import JET_CLASSES  # noqa: E402
-from hhfm.plots.common import empty, model_colors  # noqa: E402
+from hhfm.plots.common import empty, model_colors, model_linestyle  # noqa: E402
 
 
 def _layer_order(names) -> list[str]:
@@ -53,13 +54,20 @@ def cka_vs_events(cka: pd.DataFrame) -> plt.Figure:
     for model, d in last.groupby("model"):
         g = d.groupby("n_train_events")["cka"].agg(["mean", "std"]).fillna(0.0).reset_index()
         ax.errorbar(g["n_train_events"], g["mean"], yerr=g["std"], marker="o", capsize=3, color=colors[model],
-                    label=model, ls="--" if model.endswith("-scratch") else "-")
+                    label=model, ls=_cka_linestyle(model))
     ax.set_xscale("log")
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("training events")
     ax.set_ylabel("CKA(pretrained, trained) at the jet embedding")
     ax.legend(fontsize="small")
     return fig
+
+
+def _cka_linestyle(model: str) -> str:
+    """cka_vs_events: fine-tuned solid, scratch dashed; their +weighted twins dotted and dash-dotted."""
+    name = model_names.parse(model)
+    return {(False, False): "-", (False, True): "--", (True, False): ":", (True, True): "-."}[
+        (name.weighted, name.strategy == "scratch")]
 
 
 def latent_maps(latent: pd.DataFrame) -> plt.Figure:
@@ -125,7 +133,7 @@ def rejection_vs_compute(compute: pd.DataFrame, to_ref: pd.DataFrame, reference:
             m = g.groupby("fraction").agg(x=(col, "mean"), y=("rej90", "mean"), lo=("rej90_lo", "mean"),
                                           hi=("rej90_hi", "mean")).sort_values("x")
             ax.errorbar(m["x"], m["y"], yerr=[np.maximum(m["y"] - m["lo"], 0), np.maximum(m["hi"] - m["y"], 0)],
-                        marker="o", capsize=3, color=colors[model], label=model)
+                        marker="o", capsize=3, color=colors[model], ls=model_linestyle(model), label=model)
         accounting = "full" if col == "flops_full" else "amortised"
         reached = to_ref[(to_ref["accounting"] == accounting) & (to_ref["bound"] == "exact")]
         for r in reached.itertuples():

@@ -81,7 +81,7 @@ def study(cfg: config.Section, dataset: str, pretrained: str, run_dirs: list[str
             log.info("%s: no backbone of its own (skipped)", d)
             continue
         reps = layer_representations(tagger, jets)
-        labels = {c: run[c] for c in layout.RUN_COLUMNS}
+        labels = layout.run_labels(run)
         cka_rows += [{**labels, **row}
                      for row in cka_matrix(pre, reps, int(p.cka_batch_size), seed)]
         auc_rows += _auc_rows({**labels, "embedding": run["model"]}, reps["output"], jets)

@@ -34,7 +34,7 @@ SECTIONS = ["seed", "simulate"]  # the config sections this stage reads
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="{}", help='tracked config as JSON: {"seed": N, "simulate": {...}}')
     parser.add_argument("--runtime", default=None, help="runtime-only (x-runtime) config keys as JSON (default: $HHFM_RUNTIME)")
-    parser.add_argument("--sample", required=True, help="GravitonHH_M<mass> or QCD_Pt_<lo>to<hi> (hi may be Inf)")
+    parser.add_argument("--sample", required=True, help="GravitonHH_M<mass> or QCD_Pt_<lo>to<hi>[_biased] (hi may be Inf)")
     parser.add_argument("--index", type=int, required=True, help="file index within the sample (>= 0)")
     parser.add_argument("--output", required=True, help="output ROOT file; the sidecar is written next to it (.json)")
     parser.add_argument("--no-progress", action="store_true", help="disable the progress bar")
@@ -59,6 +59,7 @@ class FilePlan:
     index: int
     seed: int
     settings: list[str]
+    bias: tuple[float, float] | None  # (power, ref_pt) of a biased QCD sample
     n_events: int
     first_event: int
 
@@ -70,12 +71,13 @@ def plan_file(cfg: config.Section, sample: str, index: int) -> FilePlan:
         raise ConfigError(f"--index must be >= 0, got {index}")
     sim = cfg.simulate
     seed = samples.file_seed(int(cfg.seed), sample, index)
-    settings = samples.pythia_settings(smp, seed, sim.tune, list(sim.pythia_settings))
+    bias = (float(sim.qcd_biased.power), float(sim.qcd_biased.ref_pt)) if smp.biased else None
+    settings = samples.pythia_settings(smp, seed, sim.tune, list(sim.pythia_settings), bias=bias)
     n_events = int(sim.events_per_file)
     first_event = index * n_events + 1
     if first_event + n_events > 2**32:
         raise ConfigError(f"event numbers of file {index} overflow uint32 (events_per_file={n_events})")
-    return FilePlan(smp, int(index), seed, settings, n_events, first_event)
+    return FilePlan(smp, int(index), seed, settings, bias, n_events, first_event)
 
 
 def _simulate_batch(pythia, rng: np.random.Generator, sim: config.Section, plan: FilePlan, done: int,
@@ -134,6 +136,7 @@ def _sidecar(plan: FilePlan, n_jets: int, weights: np.ndarray, xs: float, xs_err
         "mass": smp.mass,
         "pthat_min": smp.pthat_min,
         "pthat_max": smp.pthat_max,
+        "bias": None if plan.bias is None else {"power": plan.bias[0], "ref_pt": plan.bias[1]},
         "n_generated": plan.n_events,
         "n_jets": int(n_jets),
         "cross_section_pb": float(xs),
