@@ -63,3 +63,4 @@ rule all:
     input:
         plot_targets(),
         layout.CLAIMS_TABLE,
+        layout.CLAIMS_WEIGHTED_TABLE,

@@ -235,8 +235,12 @@ def test_efficiency_bounds(tmp_path, bound, factor, expected):
 def test_ratio_interval_adds_relative_errors_in_log_space():
     iv = claims.ratio(Point(200.0, 6.0, 8.0), Point(100.0, 4.0, 3.0))
     assert iv.value == 2.0
-    assert iv.lo == pytest.approx(2.0 * math.exp(-math.hypot(0.03, 0.03)))
-    assert iv.hi == pytest.approx(2.0 * math.exp(math.hypot(0.04, 0.04)))
+    assert iv.lo == pytest.approx(2.0 * math.exp(-math.hypot(-math.log(1 - 0.03), math.log(1 + 0.03))))
+    assert iv.hi == pytest.approx(2.0 * math.exp(math.hypot(math.log(1 + 0.04), -math.log(1 - 0.04))))
+    # large errors: ln-space errors, no overflow; an interval reaching 0 opens the lower edge
+    wide = claims.ratio(Point(10.0, 10.0, 5e4), Point(1.0, 0.5, 0.5))
+    assert wide.lo == 0.0 and wide.hi == pytest.approx(10 * math.exp(math.hypot(math.log(5001), math.log(2))))
+    assert math.isinf(claims.ratio(Point(1e-300, 0.0, 1e300), Point(1.0, 0.0, 0.0)).hi)
     assert math.isinf(claims.ratio(Point(200.0, 6.0, 8.0, capped=True), Point(100.0, 4.0, 3.0)).hi)
     assert claims.ratio(Point(200.0, 6.0, 8.0), Point(100.0, 4.0, 3.0, capped=True)).lo == 0.0
     assert claims.verdict(claims.ratio(Point(1.0, 0.1, 0.1), Point(0.0, 0.0, 0.0)), ">", 1.0) == INCONCLUSIVE

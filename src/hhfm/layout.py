@@ -56,6 +56,7 @@ SUMMARY_TABLES = {name: f"{SUMMARY_DIR}/{name}" for name in
 LIMITS_SUMMARY = f"{SUMMARY_DIR}/limits.csv"
 #: the seed documents' claims checked against the summary tables and limits.csv (hhfm.evaluate.claims)
 CLAIMS_TABLE = f"{SUMMARY_DIR}/claims.csv"
+CLAIMS_WEIGHTED_TABLE = f"{SUMMARY_DIR}/claims_weighted.csv"  # the same claims on the cross-section-weighted metrics
 #: the representation study's tables (hhfm.represent)
 REPRESENT_TABLES = {name: f"{SUMMARY_DIR}/{name}" for name in ("cka.csv", "embedding_auc.csv", "latent.parquet")}
 PLOTS_DIR = "results/plots"

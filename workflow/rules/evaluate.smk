@@ -60,7 +60,8 @@ rule claims:
         efficiency=layout.SUMMARY_TABLES["data_efficiency.csv"],
         limits=layout.LIMITS_SUMMARY,
     output:
-        layout.CLAIMS_TABLE,
+        unweighted=layout.CLAIMS_TABLE,
+        weighted=layout.CLAIMS_WEIGHTED_TABLE,
     log:
         "logs/claims/claims.log",
     benchmark:
@@ -75,8 +76,9 @@ rule claims:
         reference=config["evaluate"]["reference_model"],
         summary=lambda wildcards, input: os.path.dirname(input.aggregated),
     shell:
-        "python -m hhfm.cli claims --summary {params.summary} --reference {params.reference} "
-        "--output {output} > {log} 2>&1"
+        "(python -m hhfm.cli claims --summary {params.summary} --reference {params.reference} "
+        "--output {output.unweighted} && python -m hhfm.cli claims --summary {params.summary} "
+        "--reference {params.reference} --weighted --output {output.weighted}) > {log} 2>&1"
 
 
 rule evaluate:

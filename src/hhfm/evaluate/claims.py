@@ -4,9 +4,10 @@ Every claim is one `Claim` entry in `CLAIMS`: the models it compares, the metric
 ("full" = each model's largest fraction; "smallest" = the smallest fraction both models ran), the
 comparison and its threshold. A claim is checked on the 68 % interval of the measured quantity:
 
-- ratio of two means (aggregated.csv): r = a / b, with ln r's errors from the relative errors added in
-  quadrature, sigma_lo = sqrt((a.err_lo / a)^2 + (b.err_hi / b)^2) and sigma_hi likewise with err_hi of a and
-  err_lo of b; interval [r exp(-sigma_lo), r exp(+sigma_hi)]. A capped numerator (a lower bound) opens the
+- ratio of two means (aggregated.csv): r = a / b, with ln r's errors from the ln-space errors of a and b added
+  in quadrature: sigma_lo = sqrt(dn(a)^2 + up(b)^2), sigma_hi = sqrt(up(a)^2 + dn(b)^2), where
+  up(x) = ln(1 + err_hi/x) and dn(x) = -ln(1 - err_lo/x) (inf if err_lo >= x); interval
+  [r exp(-sigma_lo), r exp(+sigma_hi)] (for small errors: the relative errors in quadrature). A capped numerator (a lower bound) opens the
   upper edge (+inf), a capped denominator opens the lower edge (0).
 - data-efficiency factor (data_efficiency.csv): [factor_lo, factor_hi]; bound `at_most` (the factor is a
   lower bound) opens the upper edge, `more_than` and `capped` (the true target is higher: an upper bound)
@@ -149,6 +150,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", default="standard", help="the standard approach's model (default standard)")
     parser.add_argument("--mass", default="all", help="signal mass (GeV) of the metric claims, or 'all' "
                         "(inclusive; C9 then checks every mass)")
+    parser.add_argument("--weighted", action="store_true",
+                        help="judge the metric claims on the cross-section-weighted metrics (rej90_weighted, ...): "
+                             "the physical background mix, e.g. for a biased QCD sample")
 
 
 # ------------------------------------------------------------------------------------------- input
@@ -187,6 +191,18 @@ def load_summary(directory: str | Path) -> Summary:
     return Summary(directory, agg, eff, limits)
 
 
+def use_weighted(summary: Summary) -> Summary:
+    """The summary with every `<metric>_weighted` renamed to `<metric>` (the unweighted rows dropped), so each
+    claim reads the cross-section-weighted metric; InputError if the summary has none."""
+    tables = []
+    for name, df in (("aggregated.csv", summary.aggregated), ("data_efficiency.csv", summary.efficiency)):
+        weighted = df["metric"].str.endswith("_weighted")
+        if name == "aggregated.csv" and not weighted.any():
+            raise InputError(f"{summary.directory / name}: no *_weighted metric (evaluate.weighted was false?)")
+        tables.append(df[weighted].assign(metric=df["metric"][weighted].str.removesuffix("_weighted")))
+    return Summary(summary.directory, tables[0], tables[1], summary.limits)
+
+
 def mass_key(mass: str) -> str:
     """`--mass` as the tables write it: 'all' or integer GeV ('1000.0' -> '1000')."""
     if mass == "all":
@@ -198,14 +214,20 @@ def mass_key(mass: str) -> str:
 
 
 # ---------------------------------------------------------------------------------- intervals
+def _log_errors(p: Point) -> tuple[float, float]:
+    """Errors of ln(value) down and up: -ln(1 - err_lo/value) (inf when the interval reaches 0), ln(1 + err_hi/value)."""
+    down = -math.log1p(-p.err_lo / p.value) if p.err_lo < p.value else math.inf
+    return down, math.log1p(p.err_hi / p.value)
+
+
 def ratio(num: Point, den: Point) -> Interval:
-    """num / den; ln-space errors = relative errors added in quadrature; capped edges left open (NaN if <= 0)."""
+    """num / den; the ln-space errors of both add in quadrature; capped edges left open (NaN if <= 0)."""
     if not (num.value > 0 and den.value > 0):
         return Interval(math.nan, math.nan, math.nan)
     r = num.value / den.value
-    s_lo = math.hypot(num.err_lo / num.value, den.err_hi / den.value)
-    s_hi = math.hypot(num.err_hi / num.value, den.err_lo / den.value)
-    lo, hi = r * math.exp(-s_lo), r * math.exp(s_hi)
+    (n_down, n_up), (d_down, d_up) = _log_errors(num), _log_errors(den)
+    s_lo, s_hi = math.hypot(n_down, d_up), math.hypot(n_up, d_down)
+    lo, hi = r * math.exp(-s_lo), (r * math.exp(s_hi) if s_hi < 700 else math.inf)
     return Interval(r, 0.0 if den.capped else lo, math.inf if num.capped else hi)
 
 
@@ -477,6 +499,8 @@ def _auc_text(row) -> str:
 def run(args: argparse.Namespace) -> None:
     setup_logging()
     summary = load_summary(args.summary)
+    if args.weighted:
+        summary = use_weighted(summary)
     table = check_claims(summary, args.reference, mass_key(args.mass))
     print(format_table(table))
     if args.output:

@@ -26,7 +26,7 @@ log = logging.getLogger("hhfm.summarise")
 METRIC_COLUMNS = RUN_COLUMNS + ["mass", "metric", "value", "lo", "hi", "capped"]
 GROUP_COLUMNS = ["model", "representation", "strategy", "weighted", "fraction", "mass", "metric"]
 #: metrics for which a data-efficiency factor is computed (higher is better for all of them)
-EFFICIENCY_METRICS = ["rej50", "rej70", "rej90", "auc"]
+EFFICIENCY_METRICS = ["rej50", "rej70", "rej90", "auc", "rej90_weighted", "auc_weighted"]
 JET_COLUMNS = ["score", "label_xbb", "fj_doubleb"]
 
 
