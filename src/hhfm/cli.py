@@ -26,6 +26,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "evaluate": ("hhfm.evaluate", "metrics of one head run from its saved test scores"),
     "summarise": ("hhfm.evaluate.summarise", "merge per-run metrics into tidy tables"),
     "claims": ("hhfm.evaluate.claims", "check the seed documents' claims against a summary directory"),
+    "publish": ("hhfm.evaluate.publish", "copy a run's tables and figures with its command, config and versions"),
     "represent": ("hhfm.represent", "CKA, latent maps and per-dimension AUCs of pretrained vs fine-tuned backbones"),
     "limits": ("hhfm.limits", "pyhf expected limits from saved test scores"),
     "merge-limits": ("hhfm.limits.merge", "merge per-run limit tables into results/summary/limits.csv"),
