@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from hhfm.evaluate import evaluate_scores
+from hhfm.evaluate.summarise import EFFICIENCY_METRICS
 from hhfm.plots import FIGURES, FORMATS
 
 MODELS = {"standard": ("standard", "standard", 0.8), "score-frozen": ("score", "frozen", 1.2),
@@ -102,7 +103,7 @@ def test_every_figure_written_from_tiny_tables(tmp_path, fractions, with_jets):
     assert len(pd.read_csv(summary / "compute.csv")) == len(dirs)
     _represent_tables(summary, fractions)
     eff = pd.read_csv(summary / "data_efficiency.csv")
-    assert len(eff) == 2 * 3 * 4  # 2 models x (all, 1000, 2500) x (rej50, rej70, rej90, auc)
+    assert len(eff) == 2 * 3 * len(EFFICIENCY_METRICS)  # 2 models x (all, 1000, 2500) x metrics
     jm = pd.read_csv(summary / "jet_metrics.csv")
     assert set(jm["tagger"]) == {"ParT xbb", "fj_doubleb"}
     limits.to_csv(summary / "limits.csv", index=False)

@@ -12,6 +12,7 @@ import argparse
 #: figure name -> one-line description (the captions in workflow/report/ say more)
 FIGURES: dict[str, str] = {
     "rejection_vs_events_eff90": "background rejection at 90 % signal efficiency vs training events, ratio to the reference",
+    "rejection_vs_events_eff90_weighted": "the same with cross-section-weighted test events (the physical background mix)",
     "rejection_vs_events_eff50": "background rejection at 50 % signal efficiency vs training events, ratio to the reference",
     "auc_vs_events": "AUC vs training events",
     "data_efficiency": "data-efficiency factors vs the reference model",

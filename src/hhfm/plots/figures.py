@@ -68,6 +68,8 @@ def make_all(args: argparse.Namespace) -> None:
     ref = str(params.reference_model)
     figures = {
         "rejection_vs_events_eff90": lambda: metric_vs_events(agg, "rej90", ref, r"$1/\varepsilon_B$ at $\varepsilon_S = 0.9$"),
+        "rejection_vs_events_eff90_weighted": lambda: metric_vs_events(
+            agg, "rej90_weighted", ref, r"$1/\varepsilon_B$ at $\varepsilon_S = 0.9$ (weighted)"),
         "rejection_vs_events_eff50": lambda: metric_vs_events(agg, "rej50", ref, r"$1/\varepsilon_B$ at $\varepsilon_S = 0.5$"),
         "auc_vs_events": lambda: metric_vs_events(agg, "auc", ref, "AUC", logy=False),
         "data_efficiency": lambda: data_efficiency_bars(eff),
