@@ -15,6 +15,7 @@ from hhfm.models import JetTagger, build_backbone
 from hhfm.models.flops import (
     TRAIN_FACTOR,
     cpu_sdpa_flop_mapping,
+    grouped_attention_flops,
     linear_flops_per_row,
     padded_attention_flops,
     part_flop_coefficients,
@@ -111,6 +112,7 @@ def test_padded_batch_flops():
     """Mixed multiplicities padded to P: packed layers at the real n, SDPA over the padded (P, P) layout."""
     cfg = CONFIGS["pair+cls"]
     model = _model(cfg)
+    model.group_jets = 0  # the whole batch padded to its longest jet
     ns, P = [3, 10, 25], 25
     x, v, mask = _inputs(ns, P)
     counted = _count(lambda: model(x, v, mask))
@@ -118,7 +120,33 @@ def test_padded_batch_flops():
     n = np.array(ns, dtype=float)
     expected = (c0 * len(ns) + c1 * n.sum() + c2 * (n * n).sum()) + padded_attention_flops(model.config, len(ns), P)
     assert counted == pytest.approx(expected, rel=1e-12)
+    assert grouped_attention_flops(model.config, ns, 0) == padded_attention_flops(model.config, len(ns), P)
     assert counted > part_flops_from_moments(model.config, len(ns), n.sum(), (n * n).sum())
+
+
+@pytest.mark.parametrize("name", ["pair+cls", "nopair+mean"])
+def test_grouped_batch_flops(name):
+    """Jets grouped by multiplicity (ParticleTransformer.group_jets): SDPA over each group's (L_g, L_g), the
+    rest at the real n; one jet per group is exactly the unpadded per-jet polynomial."""
+    model = _model(CONFIGS[name])
+    ns = [25, 3, 10, 7, 25, 4, 9]  # sorted 3 4 | 7 9 | 10 25 | 25: lengths 4, 9, 25 (the last two runs merge)
+    x, v, mask = _inputs(ns, 30)
+    c0, c1, c2 = part_flop_coefficients(model.config, attention=False)
+    n = np.array(ns, dtype=float)
+    packed = c0 * len(ns) + c1 * n.sum() + c2 * (n * n).sum()
+    model.group_jets = 2
+    grouped = _count(lambda: model(x, v, mask))
+    expected = packed + sum(padded_attention_flops(model.config, b, L) for b, L in ((2, 4), (2, 9), (3, 25)))
+    assert grouped == pytest.approx(expected, rel=1e-12)
+    assert grouped_attention_flops(model.config, ns, 2) == expected - packed
+    model.group_jets = 0
+    padded = _count(lambda: model(x, v, mask))
+    assert padded == pytest.approx(packed + padded_attention_flops(model.config, len(ns), 25), rel=1e-12)
+    assert grouped < padded
+    model.group_jets = 1
+    per_jet = _count(lambda: model(x, v, mask))
+    assert per_jet == pytest.approx(part_flops_from_moments(model.config, len(ns), n.sum(), (n * n).sum()), rel=1e-12)
+    assert grouped_attention_flops(model.config, ns, 8, multiple_of=8) == padded_attention_flops(model.config, 7, 32)
 
 
 def test_tagger_flops():

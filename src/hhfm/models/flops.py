@@ -6,6 +6,10 @@ Because the model is packed, one jet of n real particles (no padding, P = n) cos
     flops(n) = c0 + c1 * n + c2 * n^2
 from per-token layers (~ n), real lower-triangle pairs (n(n+1)/2), particle attention (n x n scores) and
 class attention (1 query vs 1+n keys). A sample of jets then needs only (count, sum n, sum n^2).
+This per-jet count is what the compute accounting reports (hhfm.training.compute). What a batch actually
+runs adds the padding of the attention layout (hhfm.models.inputs.JetGroups): the two attention products
+over each group's B_g jets padded to L_g slots, `grouped_attention_flops`, instead of the real n x n; the
+pair bias is scattered, not multiplied, so its padding costs no FLOPs.
 
 FlopCounterMode on CPU counts 0 for F.scaled_dot_product_attention: with a float mask it dispatches to
 aten._scaled_dot_product_flash_attention_for_cpu(_backward), absent from torch's registry (torch 2.13);
@@ -30,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from hhfm.models.inputs import group_layout
 from hhfm.models.particlenet import fusion_width
 
 #: training step = forward + backward, backward ~ 2x forward (grad w.r.t. inputs + grad w.r.t. weights,
@@ -89,6 +94,17 @@ def padded_attention_flops(config: Mapping[str, Any], n_jets: int, P: int) -> fl
     """
     a0, a1, a2 = _attention_coefficients(config)
     return float(n_jets * (a0 + a1 * P + a2 * P * P))
+
+
+def grouped_attention_flops(config: Mapping[str, Any], ns: Sequence[int], group_jets: int | None,
+                            multiple_of: int = 1) -> float:
+    """SDPA FLOPs of one batch of jets with multiplicities `ns` (real particles first) in the attention layout
+    of ParticleTransformer.group_jets = `group_jets` (None/0: the batch padded to its longest jet).
+
+    A batch costs part_flops_from_moments(...) - attention at the real n + this.
+    """
+    sizes, lengths = group_layout(sorted(int(n) for n in ns), group_jets, multiple_of)
+    return sum(padded_attention_flops(config, b, n) for b, n in zip(sizes, lengths))
 
 
 def _particlenet_widths(config: Mapping[str, Any]) -> tuple[int, int]:

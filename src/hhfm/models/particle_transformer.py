@@ -4,8 +4,14 @@ Faithful to `weaver.nn.model.ParticleTransformer` (weaver-core 0.5.x, version=1)
 parameter names and shapes, same function in eval mode (checked in tests/test_models.py), so published
 weights load by name. Faster because it is *packed*: every per-token layer (embedding MLP, LayerNorms,
 QKV/out projections, FFN) runs only on the real particles (N = sum of multiplicities), and only the
-attention itself sees the padded (B, P) layout. Pair features are computed only for real
-lower-triangle pairs, in fp32, with Linear instead of 1x1 Conv1d on channels-last data.
+attention itself sees a padded layout. Pair features are computed only for real lower-triangle
+pairs, in fp32, with Linear instead of 1x1 Conv1d on channels-last data. The padded layout of the
+attention (pair-bias scatter, particle and class attention) is per group of jets of similar
+multiplicity (`group_jets`, default inputs.GROUP_JETS; hhfm.models.inputs.JetGroups), each group padded
+to its own longest jet: ~sum n_i^2 instead of B * max(n)^2 work. The BatchNorms still see every real
+token and pair of the batch at once, so outputs (eval) and training with dropout 0 agree with the
+single padded batch (`group_jets = 0`) to rounding; with dropout, attention-dropout draws follow the
+layout (other random numbers than the padded batch, deterministic for a seed).
 
 Shapes (documented once):
     B batch, P padded particles, C input features, D embed dim, H heads, hd = D / H head dim,
@@ -16,12 +22,13 @@ Deliberate differences from weaver (documented in README "Stage: pretrain"):
     * BatchNorm statistics of the particle embedding use real particles only (weaver includes padded
       slots), so the output is independent of the padding also in training mode; eval mode is identical.
     * No random sequence trimming in training (weaver's SequenceTrimmer drops particles of the longest
-      ~10 % of jets); batches are cut to their longest jet (`trim_to_longest`), deterministically.
+      ~10 % of jets); batches are cut to their longest jet (`trim_to_longest`), deterministically, and the
+      attention runs per multiplicity group (above).
     * The key-padding bias is a finite -1e4 instead of -inf, so fully padded rows never give NaN
       (softmax of an all-masked row is uniform over zero values instead of 0/0).
 
 Modules: this one (embeddings, blocks, encoder), `attention` (multi-head attention, CPU dropout),
-`inputs` (trimming, key-padding bias, pair features). Hyperparameters have no defaults here: the
+`inputs` (trimming, key-padding bias, pair features, multiplicity groups). Hyperparameters have no defaults here: the
 config schema (hhfm/config.schema.yaml `model`) holds them, and `hhfm.models.build_backbone` fills them.
 """
 
@@ -35,7 +42,7 @@ import torch.nn.functional as F
 
 from hhfm.models.attention import Attention, dropout
 from hhfm.training import distributed
-from hhfm.models.inputs import MASK_VALUE, key_padding_bias, pair_features, real_pairs, trim_to_longest
+from hhfm.models.inputs import GROUP_JETS, JetGroups, pair_features, plan_groups, real_pairs, trim_to_longest
 
 
 def _batch_norm(bn: nn.BatchNorm1d, u: torch.Tensor) -> torch.Tensor:
@@ -98,16 +105,13 @@ class PairEmbed(nn.Module):
         self.embed = nn.Sequential(*layers)
         self.out_dim = dims[-1]
 
-    def forward(self, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Per-head attention bias (B, H, P, P): embedded pair features for real pairs, 0 elsewhere,
-        MASK_VALUE on padded keys."""
-        B, P = mask.shape
+    def forward(self, v: torch.Tensor, mask: torch.Tensor, groups: JetGroups) -> list[torch.Tensor]:
+        """Per-head attention bias per group of `groups` (B_g, H, L_g, L_g): embedded pair features for real
+        pairs, 0 elsewhere, MASK_VALUE on padded keys. The pair MLP (and its BatchNorms) runs once on all
+        real pairs of the batch, whatever the grouping."""
         b, i, j = real_pairs(mask)  # (M,) each
         u = _run_pointwise(self.embed, pair_features(v, b, i, j))  # (M, H)
-        bias = u.new_zeros(B, self.out_dim, P, P)
-        bias[b, :, i, j] = u
-        bias[b, :, j, i] = u
-        return bias.masked_fill(~mask[:, None, None, :], MASK_VALUE)
+        return groups.pair_bias(u, b, i, j)
 
 
 class Block(nn.Module):
@@ -139,28 +143,36 @@ class Block(nn.Module):
         h = dropout(self.act(self.fc1(self.pre_fc_norm(x))), p_act, train)
         return dropout(self.fc2(self.post_fc_norm(h)), p, train) + self.w_resid * x
 
-    def forward(self, xp: torch.Tensor, idx: torch.Tensor, B: int, P: int, bias: torch.Tensor) -> torch.Tensor:
-        """Particle attention: xp (N, D) real tokens at flat slots idx (N,) of (B*P) -> (N, D)."""
+    def forward(self, xp: torch.Tensor, groups: JetGroups, biases: list[torch.Tensor]) -> torch.Tensor:
+        """Particle attention: xp (N, D) packed real tokens -> (N, D); attention per group of `groups`
+        (biases[g]: (B_g, H or 1, L_g or 1, L_g)), everything else once on the N tokens."""
         D, H, hd = self.embed_dim, self.num_heads, self.head_dim
         qkv = self.attn.in_proj(self.pre_attn_norm(xp))  # (N, 3D)
-        q, k, v = _to_padded(qkv, idx, B, P).view(B, P, 3, H, hd).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, P, hd) each
-        a = self.attn.sdpa(q, k, v, bias)  # (B, H, P, hd)
-        a = a.transpose(1, 2).reshape(B * P, D).index_select(0, idx)  # (N, D)
-        return self._finish(a, xp)
+        out = []
+        for part, bias in zip(groups.scatter(qkv), biases):  # part (B_g, L_g, 3D)
+            b, n = part.shape[:2]
+            q, k, v = part.view(b, n, 3, H, hd).permute(2, 0, 3, 1, 4).unbind(0)  # (B_g, H, L_g, hd) each
+            out.append(self.attn.sdpa(q, k, v, bias).transpose(1, 2).reshape(b, n, D))
+        return self._finish(groups.gather(out), xp)  # gather: (N, D)
 
-    def forward_cls(self, x_cls: torch.Tensor, xp: torch.Tensor, idx: torch.Tensor, B: int, P: int,
-                    key_bias: torch.Tensor) -> torch.Tensor:
-        """Class attention (CaiT): x_cls (B, 1, D) attends to [cls, particles]; key_bias (B, 1, 1, 1+P)."""
+    def forward_cls(self, x_cls: torch.Tensor, xp: torch.Tensor, groups: JetGroups,
+                    key_biases: list[torch.Tensor]) -> torch.Tensor:
+        """Class attention (CaiT): x_cls (B, 1, D), jets in group order, attends to [cls, particles];
+        key_biases[g] (B_g, 1, 1, 1+L_g)."""
         D, H, hd = self.embed_dim, self.num_heads, self.head_dim
         w, bvec = self.attn.in_proj.weight, self.attn.in_proj.bias
         q = F.linear(x_cls, w[:D], bvec[:D])  # query = un-normalised class token, as weaver (B, 1, D)
         kv_cls = F.linear(self.pre_attn_norm(x_cls), w[D:], bvec[D:])  # (B, 1, 2D)
         kv_p = F.linear(self.pre_attn_norm(xp), w[D:], bvec[D:])  # (N, 2D)
-        kv = torch.cat((kv_cls, _to_padded(kv_p, idx, B, P)), dim=1)  # (B, 1+P, 2D)
-        k, v = kv.view(B, 1 + P, 2, H, hd).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, 1+P, hd)
-        q = q.view(B, 1, H, hd).transpose(1, 2).to(k.dtype)  # (B, H, 1, hd)
-        a = self.attn.sdpa(q, k, v, key_bias).transpose(1, 2).reshape(B, 1, D)
-        return self._finish(a, x_cls)
+        out = []
+        for part, kc, qg, key_bias in zip(groups.scatter(kv_p), groups.split_jets(kv_cls), groups.split_jets(q),
+                                          key_biases):
+            b, n = part.shape[:2]
+            kv = torch.cat((kc, part), dim=1)  # (B_g, 1+L_g, 2D)
+            k, v = kv.view(b, 1 + n, 2, H, hd).permute(2, 0, 3, 1, 4).unbind(0)  # (B_g, H, 1+L_g, hd)
+            qg = qg.reshape(b, 1, H, hd).transpose(1, 2).to(k.dtype)  # (B_g, H, 1, hd)
+            out.append(self.attn.sdpa(qg, k, v, key_bias).transpose(1, 2).reshape(b, 1, D))
+        return self._finish(out[0] if len(out) == 1 else torch.cat(out), x_cls)
 
 
 class ParticleTransformer(nn.Module):
@@ -189,6 +201,10 @@ class ParticleTransformer(nn.Module):
         self.embed_dim, self.num_heads, self.trim = D, num_heads, trim
         #: round trimmed lengths up to this multiple (None: 8 on CUDA for the memory-efficient kernel, else 1)
         self.trim_multiple: int | None = None
+        #: attention layout (with trim only): jets sorted by multiplicity in groups of this many, each padded
+        #: to its own longest jet (hhfm.models.inputs.JetGroups); None or 0: the whole batch padded to its
+        #: longest jet. A speed setting, not saved in `config`; outputs agree to rounding either way.
+        self.group_jets: int | None = GROUP_JETS
         self.embed = Embed(input_dim, embed_dims)
         self.pair_embed = (PairEmbed(pair_input_dim, (*pair_embed_dims, num_heads), use_pre_activation_pair)
                            if pair_input_dim > 0 else None)
@@ -211,38 +227,41 @@ class ParticleTransformer(nn.Module):
         `block{i}` (particle tokens, mean over real particles), `cls{i}` (class token), `output` (the result).
         """
         mask = mask.bool()
+        multiple = self.trim_multiple or (8 if x.is_cuda else 1)
         if self.trim:
-            x, v, mask = trim_to_longest(x, v, mask, self.trim_multiple or (8 if x.is_cuda else 1))
+            x, v, mask = trim_to_longest(x, v, mask, multiple)
         B, P, C = x.shape
-        idx = mask.reshape(-1).nonzero().squeeze(1)  # (N,) flat slots of real particles
+        groups = plan_groups(mask, self.group_jets if self.trim else None, multiple)
+        idx = groups.idx  # (N,) flat slots of real particles
         xp = self.embed(x.reshape(B * P, C).index_select(0, idx))  # (N, D)
         if taps is not None:
             taps.append(("embed", _mean_pool(xp, idx, mask)))
-        # (B, H, P, P) with pair features, else (B, 1, 1, P)
-        bias = self.pair_embed(v, mask) if self.pair_embed is not None else key_padding_bias(mask)
+        # per group (B_g, H, L_g, L_g) with pair features, else (B_g, 1, 1, L_g)
+        biases = self.pair_embed(v, mask, groups) if self.pair_embed is not None else groups.key_bias()
         for i, blk in enumerate(self.blocks):
-            xp = blk(xp, idx, B, P, bias)
+            xp = blk(xp, groups, biases)
             if taps is not None:
                 taps.append((f"block{i + 1}", _mean_pool(xp, idx, mask)))
-        out = self.norm(self._aggregate(xp, idx, mask, taps))
+        out = self.norm(self._aggregate(xp, groups, mask, taps))
         if taps is not None:
             taps.append(("output", out))
         return out
 
-    def _aggregate(self, xp: torch.Tensor, idx: torch.Tensor, mask: torch.Tensor,
+    def _aggregate(self, xp: torch.Tensor, groups: JetGroups, mask: torch.Tensor,
                    taps: list[tuple[str, torch.Tensor]] | None = None) -> torch.Tensor:
         """Jet vector (B, D) from the particle tokens xp (N, D): class attention, or masked mean pooling
         (weaver's num_cls_layers=0 aggregator)."""
-        B, P = mask.shape
+        B = mask.shape[0]
         if self.cls_token is None:
-            return _mean_pool(xp, idx, mask)
-        key_bias = F.pad(key_padding_bias(mask), (1, 0))  # (B, 1, 1, 1+P), class token always a valid key
-        x_cls = self.cls_token.expand(B, 1, -1)
+            return _mean_pool(xp, groups.idx, mask)
+        # (B_g, 1, 1, 1+L_g), class token always a valid key
+        key_biases = [F.pad(bias, (1, 0)) for bias in groups.key_bias()]
+        x_cls = self.cls_token.expand(B, 1, -1)  # jets in group order from here on
         for i, blk in enumerate(self.cls_blocks):
-            x_cls = blk.forward_cls(x_cls, xp, idx, B, P, key_bias)
+            x_cls = blk.forward_cls(x_cls, xp, groups, key_biases)
             if taps is not None:
-                taps.append((f"cls{i + 1}", x_cls.squeeze(1)))
-        return x_cls.squeeze(1)
+                taps.append((f"cls{i + 1}", groups.unsort(x_cls.squeeze(1))))
+        return groups.unsort(x_cls.squeeze(1))
 
 
 def _mean_pool(xp: torch.Tensor, idx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

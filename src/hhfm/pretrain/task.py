@@ -98,6 +98,8 @@ class PretrainTask:
         self.optimizer = build_optimizer(self.model, p.optimizer, p.lr, p.weight_decay)
         self.mult = 32 if p.compile else (8 if device.type == "cuda" else 1)
         self.model.backbone.trim_multiple = self.mult  # the model's own trim must not undo the bucketing
+        if p.compile and hasattr(self.model.backbone, "group_jets"):
+            self.model.backbone.group_jets = 0  # a data-dependent number of groups would recompile the graph
         self.run_model = torch.compile(self.model, dynamic=True) if p.compile else self.model
         self._val_flops = jets_forward_flops(self.model, val.multiplicities())
 
