@@ -205,6 +205,19 @@ def heads_config():
     )
 
 
+def simulate_config(wildcards):
+    """The `simulate` section for one file's job, without the keys that only choose which files exist (sample
+    lists, file counts): changing those adds or drops files and never reruns one. `qcd_biased` (power, ref_pt)
+    reaches only the biased sample's files."""
+    run_keys = ("signal_masses", "qcd_slices", "qcd_sampling", "files_per_sample")
+    sim = hhfm_config.tracked(config)["simulate"]
+    sim = {k: v for k, v in sim.items() if k not in run_keys}
+    biased = sim.pop("qcd_biased")
+    if sim_samples.parse_sample(wildcards.sample).biased:
+        sim["qcd_biased"] = {k: v for k, v in biased.items() if k != "files"}
+    return json.dumps({"seed": config["seed"], "simulate": sim}, sort_keys=True)
+
+
 def simulated_files():
     """Every simulated ROOT file: signal masses and the QCD samples (slices or the biased one), each with its
     number of files (hhfm.simulate.samples.sample_files)."""

@@ -21,7 +21,7 @@ rule simulate:
         mem_mb=2000,
         runtime=simulate_runtime,
     params:
-        config=stage_config("simulate"),
+        config=simulate_config,
     shell:
         "python -m hhfm.cli simulate --config '{params.config}' --sample {wildcards.sample} "
         "--index {wildcards.index} --output {output.root} > {log} 2>&1"
