@@ -29,8 +29,16 @@ def run_dir(tmp_path):
         path = work / "logs/benchmark" / rule / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(BENCH.format(s=s, c=c))
+    for model, strategy, rep, epochs, best in [("embedding-finetuned", "finetuned", "embedding", 6, 6),
+                                                ("standard", "frozen", "fj_doubleb", 9, 5)]:
+        run = work / "results/heads" / model / "f0.2_s0"
+        run.mkdir(parents=True)
+        run.joinpath("run.json").write_text(json.dumps({
+            "model": model, "strategy": strategy, "representation": rep, "fraction": 0.2, "seed": 0,
+            "n_train_events": 3000, "epochs_run": epochs, "best_epoch": best}))
+    (work / "config.yaml").write_text("heads:\n  max_epochs: 20\n  seeds: [0]\n")
     config = tmp_path / "study.yaml"
-    config.write_text("heads:\n  seeds: [0, 1]\n")
+    config.write_text("heads:\n  seeds: [0, 1]\n  max_epochs_backbone: 6\n")
     return work, config
 
 
@@ -46,6 +54,9 @@ def test_publish_copies_the_runs_files_with_their_record(run_dir, tmp_path):
     assert record["command"] == "snakemake -c2 all" and record["wall_time_s"] == 1234.5
     assert record["job_time_s"] == pytest.approx(18.0) and record["cpu_time_s"] == pytest.approx(24.5)
     assert record["versions"]["python"] and "torch" in record["versions"]
+    conv = {r.split(",")[0]: r.split(",") for r in (out / "convergence.csv").read_text().splitlines()[1:]}
+    assert conv["embedding-finetuned"][-2:] == ["6", "True"]  # best = last = the overlay's cap: still improving
+    assert conv["standard"][-2:] == ["20", "False"]  # config.yaml's max_epochs, stopped early
     times = (out / "rule_times.csv").read_text().splitlines()
     assert times[0] == "rule,jobs,job_s,cpu_s" and times[1].startswith("train_head,2,15.0,22.0")
 

@@ -61,6 +61,20 @@ def git_revision(workdir: Path) -> str | None:
     return rev.stdout.strip() + ("-dirty" if dirty else "")
 
 
+def config_dict(workdir: Path, overlay: Path) -> dict:
+    """The run's merged, validated config: the checkout's config.yaml with `overlay` on top (defaults filled)."""
+    import yaml
+
+    from hhfm import config as hhfm_config
+
+    def merge(a: dict, b: dict) -> dict:  # b on top of a, nested sections merged key by key (as Snakemake)
+        return {**a, **{k: merge(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
+                        for k, v in b.items()}}  # fmt: skip
+
+    base = yaml.safe_load((workdir / "config.yaml").read_text()) if (workdir / "config.yaml").exists() else {}
+    return hhfm_config.validate(merge(base or {}, yaml.safe_load(overlay.read_text()) or {}))
+
+
 def rule_times(workdir: Path) -> pd.DataFrame:
     """Per rule: jobs, summed job wall seconds and CPU seconds, from logs/benchmark/<rule>/**/*.tsv."""
     rows = []
@@ -74,6 +88,22 @@ def rule_times(workdir: Path) -> pd.DataFrame:
     df = pd.DataFrame(rows).groupby("rule", as_index=False).agg(jobs=("job_s", "size"), job_s=("job_s", "sum"),
                                                                 cpu_s=("cpu_s", "sum"))  # fmt: skip
     return df.sort_values("job_s", ascending=False, ignore_index=True)
+
+
+def convergence(workdir: Path, config: dict) -> pd.DataFrame:
+    """Per head run: epochs run, best epoch, the epoch cap of its strategy, and `still_improving` (the best
+    epoch is the last one and the cap stopped it: the run may be undertrained)."""
+    import json
+
+    heads = config.get("heads", {})
+    rows = []
+    for path in sorted((workdir / "results" / "heads").glob("*/f*_s*/run.json")):
+        run = json.loads(path.read_text())
+        in_loop = run["strategy"] in ("finetuned", "scratch") and run["representation"] != "fj_doubleb"
+        cap = int(heads.get("max_epochs_backbone" if in_loop else "max_epochs", 0))
+        rows.append({k: run[k] for k in ("model", "fraction", "seed", "n_train_events", "epochs_run", "best_epoch")}
+                    | {"cap": cap, "still_improving": run["best_epoch"] == run["epochs_run"] == cap})
+    return pd.DataFrame(rows)
 
 
 def _copy(src: Path, dst: Path) -> str:
@@ -101,6 +131,9 @@ def publish(workdir: Path, config: Path, command: str, wall_time_s: float, outdi
     times = rule_times(workdir)
     with atomic_path(outdir / "rule_times.csv") as tmp:
         times.to_csv(tmp, index=False)
+    merged = config_dict(workdir, config)
+    with atomic_path(outdir / "convergence.csv") as tmp:
+        convergence(workdir, merged).to_csv(tmp, index=False)
     info = {"command": command, "wall_time_s": wall_time_s, "git_revision": git_revision(workdir),
             "versions": versions(), "machine": {"system": platform.platform(), "processor": platform.processor()},
             "job_time_s": float(times["job_s"].sum()), "cpu_time_s": float(times["cpu_s"].sum()),
