@@ -37,6 +37,8 @@ def run_dir(tmp_path):
             "model": model, "strategy": strategy, "representation": rep, "fraction": 0.2, "seed": 0,
             "n_train_events": 3000, "epochs_run": epochs, "best_epoch": best}))
     (work / "config.yaml").write_text("heads:\n  max_epochs: 20\n  seeds: [0]\n")
+    (work / "logs/claims").mkdir(parents=True)
+    (work / "logs/claims/claims.log").write_text("id  claim  verdict\nC1  ...  holds\n")
     config = tmp_path / "study.yaml"
     config.write_text("heads:\n  seeds: [0, 1]\n  max_epochs_backbone: 6\n")
     return work, config
@@ -46,7 +48,7 @@ def test_publish_copies_the_runs_files_with_their_record(run_dir, tmp_path):
     work, config = run_dir
     out = tmp_path / "docs/results/study"
     info = publish(work, config, "snakemake -c2 all", 1234.5, out)
-    for name in ("tables/aggregated.csv", "tables/claims.csv", "figures/rejection.png", "config.yaml"):
+    for name in ("tables/aggregated.csv", "tables/claims.csv", "figures/rejection.png", "config.yaml", "claims.txt"):
         assert info["files_sha256"][name] == hashlib.sha256((out / name).read_bytes()).hexdigest()
     assert (out / "figures/rejection.png").read_bytes() == (work / "results/plots/rejection.png").read_bytes()
     assert not (out / "figures/rejection.pdf").exists()

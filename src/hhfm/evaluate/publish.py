@@ -128,6 +128,9 @@ def publish(workdir: Path, config: Path, command: str, wall_time_s: float, outdi
     files = {f"tables/{p.name}": _copy(p, outdir / "tables" / p.name) for p in tables}
     files |= {f"figures/{p.name}": _copy(p, outdir / "figures" / p.name) for p in figures}
     files["config.yaml"] = _copy(config, outdir / "config.yaml")
+    claims_log = workdir / "logs" / "claims" / "claims.log"  # `hhfm claims` as printed (unweighted, then weighted)
+    if claims_log.exists():
+        files["claims.txt"] = _copy(claims_log, outdir / "claims.txt")
     times = rule_times(workdir)
     with atomic_path(outdir / "rule_times.csv") as tmp:
         times.to_csv(tmp, index=False)
